@@ -1,0 +1,12 @@
+// Per-environment state (DESIGN §4): each main thread, worker_thread or Electron context that
+// loads the addon gets its own, so no JS reference is ever shared between environments.
+#pragma once
+#include <napi.h>
+
+namespace lethe {
+
+struct AddonData {
+  Napi::FunctionReference cancelTokenClass;
+};
+
+}  // namespace lethe

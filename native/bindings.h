@@ -1,0 +1,8 @@
+// Each binding file registers its functions on the module's exports.
+#pragma once
+#include <napi.h>
+
+namespace lethe {
+void RegisterInfo(Napi::Env env, Napi::Object exports);
+void RegisterSafetensors(Napi::Env env, Napi::Object exports);
+}  // namespace lethe

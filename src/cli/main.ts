@@ -1,0 +1,25 @@
+import yargs from 'yargs';
+import * as info from './info';
+import * as inspectCmd from './inspect';
+import { reportError } from './output';
+
+/** The `lethe` command line: one module per command under src/cli/. */
+export async function main(args: string[]): Promise<void> {
+  try {
+    await yargs(args)
+      .scriptName('lethe')
+      .command(info)
+      .command(inspectCmd)
+      .demandCommand(1, 'name a command (see --help)')
+      .strict()
+      .fail((msg, err) => {
+        if (err) throw err;
+        process.stderr.write(`lethe: LETHE_BAD_ARGUMENT: ${msg} (see lethe --help)\n`);
+        process.exit(2);
+      })
+      .help()
+      .parseAsync();
+  } catch (e) {
+    process.exitCode = reportError(e);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Loads the native addon (node-gyp-build: prebuilds/ first, then build/Release) and gives its
+ * surface a type. Loaded lazily, so `require('lethe')` costs nothing until native work is asked for.
+ */
+import * as path from 'path';
+import { ErrorCodes, LetheError } from './errors';
+import type { AnyTensor } from './tensor';
+
+export interface ProgressEvent {
+  phase: string;
+  step: number;
+  total: number;
+  [value: string]: number | string;
+}
+
+export interface JobOptions {
+  onProgress?: (ev: ProgressEvent) => void;
+  cancel?: NativeCancelToken;
+}
+
+export interface NativeCancelToken {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+export interface NativeInfoRaw {
+  torchVersion: string;
+  cudaCompiled: boolean;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  threads: number;
+  interopThreads: number;
+  cxx11Abi: boolean;
+  libtorchPath: string;
+  mkldnn: boolean;
+  parallelInfo: string;
+}
+
+export interface SafetensorsHeaderEntry {
+  name: string;
+  dtype: string;
+  storedDtype: string;
+  shape: number[];
+  byteOffset: number;
+  byteLength: number;
+}
+
+export interface SafetensorsHeader {
+  metadata: Record<string, string>;
+  tensors: SafetensorsHeaderEntry[];
+  headerBytes: number;
+  fileBytes: number;
+}
+
+export interface MatmulBenchResult {
+  dtype: string;
+  device: string;
+  size: number;
+  iterations: number;
+  seconds: number;
+  gflops: number;
+  threads: number;
+}
+
+export interface NativeModule {
+  CancelToken: new () => NativeCancelToken;
+  nativeInfo(): NativeInfoRaw;
+  setThreads(n: number): number;
+  benchMatmul(options: JobOptions & { size?: number; seconds?: number; dtype?: string; device?: string }): Promise<MatmulBenchResult>;
+  readSafetensorsHeader(path: string): SafetensorsHeader;
+  loadSafetensors(
+    path: string,
+    options?: JobOptions & { names?: string[] },
+  ): Promise<{ tensors: Record<string, AnyTensor>; metadata: Record<string, string> }>;
+  saveSafetensors(path: string, tensors: Record<string, AnyTensor>, options?: JobOptions & { metadata?: Record<string, string> }): Promise<void>;
+}
+
+export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+
+let cached: NativeModule | undefined;
+
+export function native(): NativeModule {
+  if (cached) return cached;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => NativeModule;
+    cached = load(PACKAGE_ROOT);
+  } catch (e) {
+    throw new LetheError(
+      ErrorCodes.NATIVE_MISSING,
+      `the native addon could not be loaded (${(e as Error).message.split('\n')[0]}). ` +
+        'Run `npm run build:native` in the lethe package (it finds libtorch and builds the addon).',
+    );
+  }
+  return cached;
+}

@@ -1,0 +1,95 @@
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import { benchMatmul, nativeInfo } from '../src';
+import { expectCode, ROOT } from './helpers';
+
+describe('nativeInfo', () => {
+  test('reports torch, CUDA and threads from the main thread', () => {
+    const info = nativeInfo();
+    expect(info.torchVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(typeof info.cudaCompiled).toBe('boolean');
+    expect(info.cudaAvailable).toBe(info.cudaDeviceCount > 0);
+    expect(info.threads).toBeGreaterThanOrEqual(1);
+    expect(info.libtorchPath).toMatch(/libtorch_cpu\.so$/);
+  });
+
+  test('works from two worker_threads at once (context-aware addon)', async () => {
+    // Workers load the built package (dist/), as a user's worker would.
+    const code = `
+      const { parentPort } = require('worker_threads');
+      const lethe = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))});
+      const info = lethe.nativeInfo();
+      lethe.benchMatmul({ size: 64, seconds: 0.2 }).then(
+        (b) => parentPort.postMessage({ info, iterations: b.iterations }),
+        (e) => parentPort.postMessage({ error: String(e) }));`;
+    const run = () =>
+      new Promise<{ info: { torchVersion: string }; iterations: number; error?: string }>((resolve, reject) => {
+        const w = new Worker(code, { eval: true });
+        w.once('message', (m) => {
+          resolve(m);
+          void w.terminate();
+        });
+        w.once('error', reject);
+      });
+    const [a, b] = await Promise.all([run(), run()]);
+    expect(a.error).toBeUndefined();
+    expect(b.error).toBeUndefined();
+    expect(a.info.torchVersion).toBe(nativeInfo().torchVersion);
+    expect(b.info.torchVersion).toBe(nativeInfo().torchVersion);
+    expect(a.iterations).toBeGreaterThan(0);
+    expect(b.iterations).toBeGreaterThan(0);
+  });
+
+  test('the package loads with require and with import', () => {
+    const esm = spawnSync(process.execPath, ['--input-type=module', '-e', "import { nativeInfo, inspect } from 'lethe'; console.log(typeof nativeInfo, typeof inspect, nativeInfo().torchVersion)"], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(esm.stderr).toBe('');
+    expect(esm.stdout.trim()).toBe(`function function ${nativeInfo().torchVersion}`);
+    const cjs = spawnSync(process.execPath, ['-e', "console.log(typeof require('lethe').nativeInfo)"], { cwd: ROOT, encoding: 'utf8' });
+    expect(cjs.stdout.trim()).toBe('function');
+  });
+});
+
+describe('async native jobs', () => {
+  test('keep the event loop responsive and report progress', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const events: { step: number; gflops: number }[] = [];
+    const started = Date.now();
+    const r = await benchMatmul({ size: 256, seconds: 1, onProgress: (e) => events.push(e as never) });
+    const elapsed = Date.now() - started;
+    clearInterval(timer);
+    expect(r.iterations).toBeGreaterThan(0);
+    expect(r.gflops).toBeGreaterThan(0);
+    expect(events.length).toBeGreaterThan(0);
+    expect(events[events.length - 1].step).toBeLessThanOrEqual(r.iterations);
+    expect(events.every((e) => e.gflops > 0)).toBe(true);
+    // A blocked loop would fire the 10 ms timer about once; a free one about elapsed/10 times.
+    expect(ticks).toBeGreaterThan(Math.min(20, elapsed / 40));
+  });
+
+  test('an abort stops a running job promptly with LETHE_CANCELLED', async () => {
+    const ac = new AbortController();
+    const started = Date.now();
+    setTimeout(() => ac.abort(), 200);
+    // Would run 60 s if the abort were ignored.
+    await expectCode(benchMatmul({ size: 128, seconds: 60, signal: ac.signal }), 'LETHE_CANCELLED');
+    expect(Date.now() - started).toBeLessThan(20000);
+  });
+
+  test('an already-aborted signal never starts the job', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await expectCode(benchMatmul({ size: 64, seconds: 5, signal: ac.signal }), 'LETHE_CANCELLED');
+  });
+
+  test('bad arguments are rejected with LETHE_BAD_ARGUMENT and a device that is not there with LETHE_DEVICE', async () => {
+    await expectCode(() => benchMatmul({ size: -3 }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(() => benchMatmul({ dtype: 'int8' as never }), 'LETHE_BAD_ARGUMENT');
+    if (!nativeInfo().cudaAvailable) await expectCode(() => benchMatmul({ device: 'cuda:0' }), 'LETHE_DEVICE');
+    await expectCode(() => benchMatmul({ device: 'tpu' }), 'LETHE_DEVICE');
+  });
+});

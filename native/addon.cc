@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("CancelToken", cancelToken);
   RegisterInfo(env, exports);
   RegisterSafetensors(env, exports);
+  RegisterPipeline(env, exports);
   return exports;
 }
 

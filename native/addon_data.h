@@ -7,6 +7,7 @@ namespace lethe {
 
 struct AddonData {
   Napi::FunctionReference cancelTokenClass;
+  Napi::FunctionReference pipelineClass;
 };
 
 }  // namespace lethe

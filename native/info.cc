@@ -5,6 +5,7 @@
 
 #include "bindings.h"
 #include "bridge/async_job.h"
+#include "bridge/device.h"
 #include "bridge/tensor_convert.h"
 
 namespace lethe {
@@ -61,19 +62,6 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
-torch::Device parseDevice(const std::string& spec) {
-  try {
-    torch::Device d(spec);
-    if (d.is_cuda() && !torch::cuda::is_available())
-      fail(codes::kDevice, "device '" + spec + "' asked for, but CUDA is not available here (use 'cpu')");
-    if (d.is_cuda() && d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
-      fail(codes::kDevice, "device '" + spec + "' does not exist: " + std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
-    return d;
-  } catch (const c10::Error&) {
-    fail(codes::kDevice, "unknown device '" + spec + "' (expected cpu, cuda or cuda:N)");
-  }
-}
-
 // Square matmuls for a fixed wall-time budget; reports achieved GFLOP/s (2·n³ per product).
 class MatmulBenchJob : public AsyncJob {
  public:
@@ -81,7 +69,7 @@ class MatmulBenchJob : public AsyncJob {
     size_ = options.Has("size") ? options.Get("size").ToNumber().Int64Value() : 1024;
     seconds_ = options.Has("seconds") ? options.Get("seconds").ToNumber().DoubleValue() : 2.0;
     dtype_ = dtypeFromName(options.Has("dtype") ? options.Get("dtype").ToString().Utf8Value() : "float32");
-    device_ = parseDevice(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
+    device_ = ParseDevice(options.Has("device") ? options.Get("device").ToString().Utf8Value() : "cpu");
     if (size_ < 1 || size_ > 16384) fail(codes::kBadArgument, "size must be in 1..16384");
     if (!(seconds_ > 0) || seconds_ > 600) fail(codes::kBadArgument, "seconds must be in (0, 600]");
     if (dtype_ != torch::kFloat32 && dtype_ != torch::kBFloat16 && dtype_ != torch::kFloat16)

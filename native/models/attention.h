@@ -1,0 +1,97 @@
+// diffusers' Attention (AttnProcessor2_0 math), FeedForward (GEGLU), BasicTransformerBlock and
+// Transformer2DModel, plus the VAE's spatial self-attention. Submodule names follow diffusers.
+#pragma once
+#include <torch/torch.h>
+
+namespace lethe {
+
+struct AttentionOptions {
+  int64_t query_dim;
+  int64_t cross_attention_dim = 0;  // 0: self-attention
+  int64_t heads = 8;
+  int64_t dim_head = 64;
+  bool qkv_bias = false;
+  bool upcast_attention = false;  // compute scores in fp32 when running in half precision
+  int64_t group_norm_groups = 0;  // > 0: the VAE's form (group norm on a 4-D input, residual)
+  double group_norm_eps = 1e-6;
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const AttentionOptions& o);
+  // Sequence form: x [B, N, C], context [B, M, Cc] (undefined for self-attention).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context = {});
+  // The VAE's form: x [B, C, H, W]; group norm, attention over H*W, residual.
+  torch::Tensor forwardSpatial(const torch::Tensor& x);
+
+ private:
+  AttentionOptions o_;
+  torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr};
+  torch::nn::ModuleList to_out{nullptr};
+  torch::nn::Linear out_proj{nullptr};
+  torch::nn::GroupNorm group_norm{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// net.0 = GEGLU(dim -> 2*inner), net.1 = dropout, net.2 = Linear(inner -> dim)
+class GEGLUImpl : public torch::nn::Module {
+ public:
+  GEGLUImpl(int64_t dim_in, int64_t dim_out);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear proj{nullptr};
+};
+TORCH_MODULE(GEGLU);
+
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(int64_t dim, int64_t mult = 4);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  GEGLU geglu{nullptr};
+  torch::nn::Linear out{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+struct TransformerOptions {
+  int64_t heads;
+  int64_t dim_head;
+  int64_t in_channels;
+  int64_t num_layers = 1;
+  int64_t cross_attention_dim = 768;
+  int64_t groups = 32;
+  bool use_linear_projection = false;
+  bool only_cross_attention = false;
+  bool upcast_attention = false;
+};
+
+class BasicTransformerBlockImpl : public torch::nn::Module {
+ public:
+  BasicTransformerBlockImpl(int64_t dim, const TransformerOptions& o);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
+
+ private:
+  bool only_cross_attention_;
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
+  Attention attn1{nullptr}, attn2{nullptr};
+  FeedForward ff{nullptr};
+};
+TORCH_MODULE(BasicTransformerBlock);
+
+class Transformer2DModelImpl : public torch::nn::Module {
+ public:
+  explicit Transformer2DModelImpl(const TransformerOptions& o);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
+
+ private:
+  TransformerOptions o_;
+  torch::nn::GroupNorm norm{nullptr};
+  torch::nn::Conv2d proj_in_conv{nullptr}, proj_out_conv{nullptr};
+  torch::nn::Linear proj_in_linear{nullptr}, proj_out_linear{nullptr};
+  torch::nn::ModuleList transformer_blocks{nullptr};
+};
+TORCH_MODULE(Transformer2DModel);
+
+}  // namespace lethe

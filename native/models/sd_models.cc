@@ -1,0 +1,58 @@
+#include "models/sd_models.h"
+
+#include "bridge/errors.h"
+#include "models/weights.h"
+
+namespace lethe {
+
+std::shared_ptr<SdModels> SdModels::Load(const std::string& dir, const std::vector<std::string>& components, torch::Device device,
+                                         torch::ScalarType dtype, const std::string& variant,
+                                         const std::function<void(const std::string&, size_t, size_t)>& onComponent,
+                                         const std::function<void()>& throwIfCancelled) {
+  auto m = std::make_shared<SdModels>();
+  m->dir = dir;
+  m->device = device;
+  m->dtype = dtype;
+  size_t done = 0;
+  for (const auto& name : components) {
+    throwIfCancelled();
+    const std::string sub = dir + "/" + name;
+    Config config = Config::FromFile(sub + "/config.json");
+    WeightFiles files = OpenComponentWeights(sub, variant);
+    std::shared_ptr<torch::nn::Module> module;
+    if (name == "text_encoder") {
+      m->text_encoder = CLIPTextModel(config);
+      module = m->text_encoder.ptr();
+    } else if (name == "unet") {
+      m->unet = UNet2DConditionModel(config);
+      module = m->unet.ptr();
+    } else if (name == "vae") {
+      m->vae = AutoencoderKL(config);
+      module = m->vae.ptr();
+    } else {
+      fail(codes::kBadArgument, "unknown component '" + name + "' (text_encoder, unet, vae)");
+    }
+    LoadWeights(*module, files, sub);
+    module->to(device, dtype);
+    module->eval();
+    onComponent(name, ++done, components.size());
+  }
+  return m;
+}
+
+CLIPTextModelImpl& SdModels::textEncoder() {
+  if (!text_encoder) fail(codes::kBadArgument, "this pipeline was loaded without its text_encoder");
+  return *text_encoder;
+}
+
+UNet2DConditionModelImpl& SdModels::denoiser() {
+  if (!unet) fail(codes::kBadArgument, "this pipeline was loaded without its unet");
+  return *unet;
+}
+
+AutoencoderKLImpl& SdModels::autoencoder() {
+  if (!vae) fail(codes::kBadArgument, "this pipeline was loaded without its vae");
+  return *vae;
+}
+
+}  // namespace lethe

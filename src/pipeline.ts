@@ -1,0 +1,222 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { ErrorCodes, LetheError } from './errors';
+import { runNativeJob, type RunOptions } from './job';
+import { resolveModelDir } from './models';
+import { native } from './native';
+import { makePlan, readSchedulerConfig, type SamplerName, type SamplingPlan, type SchedulerConfigJson } from './schedulers';
+import type { AnyTensor, Tensor } from './tensor';
+import { CLIPTokenizer } from './tokenizer';
+
+export type ComputeDtype = 'float32' | 'bfloat16' | 'float16';
+
+export interface PipelineLoadOptions extends RunOptions {
+  /** cpu, cuda or cuda:N (default cpu). */
+  device?: string;
+  /** Compute dtype (default float32). float16 is refused on CPU. */
+  dtype?: ComputeDtype;
+  /** Weights variant, e.g. 'fp16' for diffusion_pytorch_model.fp16.safetensors. */
+  variant?: string;
+}
+
+export interface PipelineInfo {
+  dir: string;
+  device: string;
+  dtype: ComputeDtype;
+  textEncoder: { hiddenSize: number; maxPositions: number; vocabSize: number; numLayers: number };
+  unet: { inChannels: number; crossAttentionDim: number };
+  vae: { scalingFactor: number; latentChannels: number; downscale: number };
+}
+
+interface NativePipeline {
+  info(): PipelineInfo;
+  encodeText(o: object): Promise<Tensor>;
+  predictNoise(o: object): Promise<Tensor>;
+  vaeEncode(o: object): Promise<{ mean: Tensor; logvar: Tensor }>;
+  vaeDecode(o: object): Promise<Tensor>;
+  sample(o: object): Promise<{ latents: Tensor; images?: Tensor }>;
+}
+
+export interface EncodePromptOptions extends RunOptions {
+  /** Skip the last N text-encoder layers (diffusers' clip_skip); the final layer norm is still applied. */
+  clipSkip?: number;
+}
+
+export interface GenerateOptions extends RunOptions {
+  prompt: string | string[];
+  negativePrompt?: string | string[];
+  /** Images per prompt (default 1). */
+  n?: number;
+  steps?: number;
+  guidance?: number;
+  scheduler?: SamplerName;
+  /** DDIM's eta (default 0). */
+  eta?: number;
+  seed?: number;
+  /** Initial latents [prompts×n, C, H/f, W/f]; otherwise drawn from `seed` like diffusers' CPU generator. */
+  latents?: Tensor;
+  height?: number;
+  width?: number;
+  clipSkip?: number;
+}
+
+export interface GenerateResult {
+  /** Decoded images, float32 [N, 3, H, W] in [0, 1]. */
+  images: Tensor;
+  /** Final latents (not divided by the VAE scaling factor). */
+  latents: Tensor;
+  prompts: string[];
+  seed: number;
+  plan: SamplingPlan;
+  seconds: number;
+}
+
+const SCHEDULER_BY_CLASS: Record<string, SamplerName> = {
+  DDIMScheduler: 'ddim',
+  DDPMScheduler: 'ddpm',
+  EulerDiscreteScheduler: 'euler',
+  DPMSolverMultistepScheduler: 'dpmpp-2m',
+};
+
+function badArg(reason: string): never {
+  throw new LetheError(ErrorCodes.BAD_ARGUMENT, reason);
+}
+
+function asList(value: string | string[] | undefined, what: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0) badArg(`${what} is an empty list: give at least one prompt`);
+  for (const p of list) if (typeof p !== 'string') badArg(`${what} must be a string or a list of strings`);
+  return list;
+}
+
+function positiveInt(value: number | undefined, fallback: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) badArg(`${what} must be an integer in 1..${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * A Stable Diffusion model in diffusers layout, loaded natively: tokenizer and sampling plans in
+ * TypeScript, text encoder, UNet, VAE and the sampling loop in the addon.
+ */
+export class Pipeline {
+  private constructor(
+    readonly dir: string,
+    readonly tokenizer: CLIPTokenizer,
+    readonly schedulerConfig: SchedulerConfigJson,
+    private readonly handle: NativePipeline,
+    readonly info: PipelineInfo,
+    readonly sampleSize: number,
+    readonly defaultScheduler: SamplerName,
+    private readonly onWarning: (message: string) => void,
+  ) {}
+
+  /** `model` is a diffusers folder, or 'default' for the bundled model. */
+  static async load(model: string, options: PipelineLoadOptions & { onWarning?: (m: string) => void } = {}): Promise<Pipeline> {
+    const dir = resolveModelDir(model);
+    for (const c of ['tokenizer', 'text_encoder', 'unet', 'vae', 'scheduler'])
+      if (!fs.existsSync(path.join(dir, c))) throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${dir}: missing component folder ${c}/`);
+    const tokenizer = CLIPTokenizer.fromDir(path.join(dir, 'tokenizer'));
+    const schedulerConfig = readSchedulerConfig(path.join(dir, 'scheduler', 'scheduler_config.json'));
+    const unetConfig = JSON.parse(fs.readFileSync(path.join(dir, 'unet', 'config.json'), 'utf8')) as { sample_size?: number };
+    const { onProgress, signal, device = 'cpu', dtype = 'float32', variant } = options;
+    const handle = (await runNativeJob((o) => (native() as unknown as { loadPipeline(o: object): Promise<NativePipeline> }).loadPipeline({ ...o, dir, device, dtype, variant }), {
+      onProgress,
+      signal,
+    })) as NativePipeline;
+    const info = handle.info();
+    if (tokenizer.vocabSize > info.textEncoder.vocabSize)
+      throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the text encoder only ${info.textEncoder.vocabSize}`);
+    if (info.textEncoder.hiddenSize !== info.unet.crossAttentionDim)
+      throw new LetheError(
+        ErrorCodes.BAD_CHECKPOINT,
+        `${dir}: the text encoder's hidden size ${info.textEncoder.hiddenSize} does not match the UNet's cross_attention_dim ${info.unet.crossAttentionDim}`,
+      );
+    const cls = (schedulerConfig as { _class_name?: string })._class_name ?? '';
+    const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'LetheWarning'));
+    return new Pipeline(dir, tokenizer, schedulerConfig, handle, info, unetConfig.sample_size ?? 64, SCHEDULER_BY_CLASS[cls] ?? 'ddim', warn);
+  }
+
+  /** Token ids [prompts, 77] as int64, warning about any text cut at the model's length. */
+  tokenize(prompts: string[]): Tensor<'int64'> {
+    const length = Math.min(this.tokenizer.modelMaxLength, this.info.textEncoder.maxPositions);
+    const ids = new BigInt64Array(prompts.length * length);
+    prompts.forEach((p, i) => {
+      const enc = this.tokenizer.encode(p, { maxLength: length, padding: true });
+      if (enc.truncated) this.onWarning(`prompt truncated to ${length} tokens; this part was cut: "${enc.truncated}"`);
+      enc.ids.forEach((id, j) => (ids[i * length + j] = BigInt(id)));
+    });
+    return { dtype: 'int64', shape: [prompts.length, length], data: ids };
+  }
+
+  /** Text-encoder hidden states [prompts, 77, dim] (the UNet's conditioning). */
+  async encodePrompt(prompts: string | string[], options: EncodePromptOptions = {}): Promise<Tensor> {
+    const list = asList(prompts, 'prompts')!;
+    const skip = options.clipSkip ?? 0;
+    if (!Number.isInteger(skip) || skip < 0 || skip >= this.info.textEncoder.numLayers)
+      badArg(`clipSkip must be an integer in 0..${this.info.textEncoder.numLayers - 1}`);
+    const ids = this.tokenize(list);
+    return runNativeJob((o) => this.handle.encodeText({ ...o, ids, skip }), options);
+  }
+
+  /** The UNet's output (noise or v) for latents [B, C, h, w] at `timestep` (one value or one per sample). */
+  async predictNoise(latents: Tensor, timestep: number | number[], embeddings: Tensor, options: RunOptions = {}): Promise<Tensor> {
+    const ts = Array.isArray(timestep) ? timestep : [timestep];
+    const timesteps: Tensor = { dtype: 'float32', shape: [ts.length], data: Float32Array.from(ts) };
+    return runNativeJob((o) => this.handle.predictNoise({ ...o, sample: latents, timesteps, context: embeddings }), options);
+  }
+
+  /** Latents (as sampled, before dividing by the scaling factor) to images [B, 3, H, W] in [0, 1]. */
+  async decode(latents: Tensor, options: RunOptions = {}): Promise<Tensor> {
+    return runNativeJob((o) => this.handle.vaeDecode({ ...o, latents, scaled: true, toImage: true }), options);
+  }
+
+  /** Images [B, 3, H, W] in [-1, 1] to the VAE's latent distribution (unscaled mean and logvar). */
+  async encode(images: Tensor, options: RunOptions = {}): Promise<{ mean: Tensor; logvar: Tensor }> {
+    return runNativeJob((o) => this.handle.vaeEncode({ ...o, images }), options);
+  }
+
+  /** Text to images, as diffusers' StableDiffusionPipeline with the same initial latents. */
+  async generate(options: GenerateOptions): Promise<GenerateResult> {
+    const started = Date.now();
+    const prompts = asList(options.prompt, 'prompt')!;
+    const negatives = asList(options.negativePrompt, 'negativePrompt');
+    if (negatives && negatives.length !== prompts.length && negatives.length !== 1)
+      badArg(`negativePrompt has ${negatives.length} entries for ${prompts.length} prompts`);
+    const n = positiveInt(options.n, 1, 'n', 1024);
+    const steps = positiveInt(options.steps, 50, 'steps', 1000);
+    const guidance = options.guidance ?? 7.5;
+    if (!Number.isFinite(guidance)) badArg('guidance must be a finite number');
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0) badArg('seed must be a non-negative integer');
+    const f = this.info.vae.downscale;
+    const height = positiveInt(options.height, this.sampleSize * f, 'height', 8192);
+    const width = positiveInt(options.width, this.sampleSize * f, 'width', 8192);
+    if (height % f || width % f) badArg(`height and width must be multiples of ${f} (the VAE's downscale factor)`);
+    const plan = makePlan(this.schedulerConfig, { scheduler: options.scheduler ?? this.defaultScheduler, steps, eta: options.eta });
+
+    // Each prompt repeated n times in a row, as diffusers' num_images_per_prompt.
+    const expanded = prompts.flatMap((p) => Array(n).fill(p) as string[]);
+    const shape = [expanded.length, this.info.unet.inChannels, height / f, width / f];
+    if (options.latents) {
+      const got = options.latents.shape;
+      if (got.length !== 4 || got.some((d, i) => d !== shape[i]))
+        throw new LetheError(ErrorCodes.SHAPE_MISMATCH, `latents must be [${shape}] for ${expanded.length} images of ${height}×${width}, got [${got}]`);
+    }
+    const { onProgress, signal } = options;
+    const cond = await this.encodePrompt(expanded, { clipSkip: options.clipSkip, signal });
+    let uncond: Tensor | undefined;
+    if (guidance > 1) {
+      const neg = negatives ? prompts.flatMap((_, i) => Array(n).fill(negatives.length === 1 ? negatives[0] : negatives[i]) as string[]) : expanded.map(() => '');
+      uncond = await this.encodePrompt(neg, { clipSkip: options.clipSkip, signal });
+    }
+    const r = await runNativeJob(
+      (o) => this.handle.sample({ ...o, plan, cond, uncond, guidance, seed, shape, latents: options.latents, decode: true }),
+      { onProgress, signal },
+    );
+    return { images: r.images!, latents: r.latents, prompts: expanded, seed, plan, seconds: (Date.now() - started) / 1000 };
+  }
+}
+
+export type { AnyTensor };

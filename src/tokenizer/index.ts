@@ -1,0 +1,2 @@
+export { CLIPTokenizer } from './clip';
+export type { AddedTokenSpec, CLIPTokenizerOptions, DecodeOptions, EncodeOptions, TokenizerEncoding } from './clip';

@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterInfo(env, exports);
   RegisterSafetensors(env, exports);
   RegisterPipeline(env, exports);
+  RegisterBench(env, exports);
   return exports;
 }
 

@@ -6,4 +6,5 @@ namespace lethe {
 void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterSafetensors(Napi::Env env, Napi::Object exports);
 void RegisterPipeline(Napi::Env env, Napi::Object exports);
+void RegisterBench(Napi::Env env, Napi::Object exports);
 }  // namespace lethe

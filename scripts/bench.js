@@ -9,6 +9,7 @@ const { pythonEnv } = require('./python');
 
 const SECTIONS = {
   matmul: require('./bench/matmul'),
+  unet: require('./bench/unet'),
 };
 
 function arg(name) {

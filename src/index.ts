@@ -9,7 +9,7 @@ export type { ErrorCode } from './errors';
 export { tensor, numel } from './tensor';
 export type { Tensor, AnyTensor, DType } from './tensor';
 export type { ProgressEvent, RunOptions } from './job';
-export { Pipeline } from './pipeline';
+export { Pipeline, randomLatents } from './pipeline';
 export type { PipelineLoadOptions, PipelineInfo, GenerateOptions, GenerateResult, EncodePromptOptions, ComputeDtype } from './pipeline';
 export { CLIPTokenizer } from './tokenizer';
 export type { TokenizerEncoding } from './tokenizer';

@@ -96,6 +96,12 @@ function positiveInt(value: number | undefined, fallback: number, what: string, 
   return value;
 }
 
+/** N(0, I) float32 noise from torch's CPU generator: diffusers' randn_tensor with Generator('cpu').manual_seed(seed). */
+export function randomLatents(shape: number[], seed: number): Tensor {
+  if (!Number.isSafeInteger(seed) || seed < 0) badArg('seed must be a non-negative integer');
+  return (native() as unknown as { randn(o: object): Tensor }).randn({ shape, seed });
+}
+
 /**
  * A Stable Diffusion model in diffusers layout, loaded natively: tokenizer and sampling plans in
  * TypeScript, text encoder, UNet, VAE and the sampling loop in the addon.

@@ -380,6 +380,19 @@ Napi::Value LoadPipeline(const Napi::CallbackInfo& info) {
   });
 }
 
+// Standard-normal latents from torch's CPU generator: the same numbers as diffusers'
+// randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(seed)).
+Napi::Value Randn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected { shape, seed }");
+    auto o = info[0].As<Napi::Object>();
+    std::vector<int64_t> shape = shapeFromJs(o.Get("shape"), "shape");
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(optNumber(o, "seed", 0)));
+    return tensorToJs(env, at::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)));
+  });
+}
+
 }  // namespace
 
 void RegisterPipeline(Napi::Env env, Napi::Object exports) {
@@ -387,6 +400,7 @@ void RegisterPipeline(Napi::Env env, Napi::Object exports) {
   env.GetInstanceData<AddonData>()->pipelineClass = Napi::Persistent(cls);
   exports.Set("PipelineHandle", cls);
   exports.Set("loadPipeline", Napi::Function::New<LoadPipeline>(env, "loadPipeline"));
+  exports.Set("randn", Napi::Function::New<Randn>(env, "randn"));
 }
 
 }  // namespace lethe

@@ -18,11 +18,9 @@ torch::Tensor RunPlan(const SamplingPlan& plan, const torch::Tensor& latents, co
       eps = out;
       x0 = (xin - s.sigma * eps) / s.alpha;
     }
-    if (plan.clipSample) {
-      // As diffusers' DDIM/DDPM: clip x0, then re-derive eps from it.
-      x0 = x0.clamp(-*plan.clipSample, *plan.clipSample);
-      eps = (xin - s.alpha * x0) / s.sigma;
-    }
+    // As diffusers' DDIM/DDPM with the pipelines' defaults: x0 is clipped, eps is left as predicted
+    // (use_clipped_model_output=False).
+    if (plan.clipSample) x0 = x0.clamp(-*plan.clipSample, *plan.clipSample);
     torch::Tensor next = s.cx * x;
     if (s.ceps != 0) next = next + s.ceps * eps;
     if (s.cx0 != 0) next = next + s.cx0 * x0;

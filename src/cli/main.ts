@@ -1,4 +1,5 @@
 import yargs from 'yargs';
+import * as generate from './generate';
 import * as info from './info';
 import * as inspectCmd from './inspect';
 import { reportError } from './output';
@@ -10,6 +11,7 @@ export async function main(args: string[]): Promise<void> {
       .scriptName('lethe')
       .command(info)
       .command(inspectCmd)
+      .command(generate)
       .demandCommand(1, 'name a command (see --help)')
       .strict()
       .fail((msg, err) => {

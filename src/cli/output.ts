@@ -10,6 +10,10 @@ export class CliExit extends Error {
 export function reportError(e: unknown): number {
   if (e instanceof CliExit) return e.exitCode;
   if (isLetheError(e)) {
+    if (e.code === 'LETHE_CANCELLED') {
+      process.stderr.write('lethe: LETHE_CANCELLED: stopped; nothing was written\n');
+      return 130;
+    }
     // One line: the code and the reason. Native errors carry `reason`; LetheError too.
     const reason = (e as { reason?: string }).reason ?? e.message;
     process.stderr.write(`lethe: ${e.code}: ${reason.split('\n')[0]}\n`);

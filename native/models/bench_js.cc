@@ -1,0 +1,88 @@
+// benchUnet(): times a randomly initialised UNet2DConditionModel built from a config file —
+// forward under inference mode, or forward + backward of mean(out²) — for `npm run bench`.
+#include <chrono>
+
+#include "bindings.h"
+#include "bridge/async_job.h"
+#include "bridge/device.h"
+#include "models/unet_2d_condition.h"
+
+namespace lethe {
+
+namespace {
+
+class UnetBenchJob : public AsyncJob {
+ public:
+  UnetBenchJob(Napi::Env env, Napi::Object o) : AsyncJob(env, "lethe.benchUnet", o) {
+    config_path_ = o.Get("config").ToString().Utf8Value();
+    batch_ = o.Get("batch").ToNumber().Int64Value();
+    height_ = o.Get("height").ToNumber().Int64Value();
+    width_ = o.Get("width").ToNumber().Int64Value();
+    iterations_ = o.Get("iterations").ToNumber().Int64Value();
+    tokens_ = o.Has("tokens") ? o.Get("tokens").ToNumber().Int64Value() : 77;
+    backward_ = o.Get("backward").ToBoolean().Value();
+    device_ = ParseDevice(o.Has("device") ? o.Get("device").ToString().Utf8Value() : "cpu");
+    if (batch_ < 1 || height_ < 1 || width_ < 1 || iterations_ < 1) fail(codes::kBadArgument, "batch, height, width, iterations must be >= 1");
+  }
+
+ protected:
+  void Run() override {
+    torch::manual_seed(0);
+    UNet2DConditionModel unet(Config::FromFile(config_path_));
+    unet->to(device_);
+    auto opts = torch::TensorOptions().device(device_);
+    torch::Tensor x = torch::randn({batch_, unet->inChannels(), height_, width_}, opts);
+    torch::Tensor ctx = torch::randn({batch_, tokens_, unet->crossAttentionDim()}, opts);
+    torch::Tensor t = torch::full({1}, 500.0, opts);
+    for (const auto& p : unet->parameters()) params_ += p.numel();
+    auto once = [&] {
+      if (backward_) {
+        unet->zero_grad();
+        unet->forward(x, t, ctx).pow(2).mean().backward();
+      } else {
+        c10::InferenceMode guard;
+        unet->forward(x, t, ctx);
+      }
+      if (device_.is_cuda()) torch::cuda::synchronize();
+    };
+    once();  // warm-up
+    using clock = std::chrono::steady_clock;
+    for (int64_t i = 0; i < iterations_; ++i) {
+      ThrowIfCancelled();
+      auto start = clock::now();
+      once();
+      times_.push_back(std::chrono::duration<double>(clock::now() - start).count());
+      Report({"unet", i + 1, iterations_, {{"seconds", times_.back()}}});
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array ts = Napi::Array::New(env, times_.size());
+    for (size_t i = 0; i < times_.size(); ++i) ts.Set(static_cast<uint32_t>(i), Napi::Number::New(env, times_[i]));
+    o.Set("seconds", ts);
+    o.Set("parameters", Napi::Number::New(env, static_cast<double>(params_)));
+    o.Set("threads", Napi::Number::New(env, at::get_num_threads()));
+    return o;
+  }
+
+ private:
+  std::string config_path_;
+  int64_t batch_, height_, width_, iterations_, tokens_, params_ = 0;
+  bool backward_;
+  torch::Device device_{torch::kCPU};
+  std::vector<double> times_;
+};
+
+Napi::Value BenchUnet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected options");
+    return launch<UnetBenchJob>(env, info[0].As<Napi::Object>());
+  });
+}
+
+}  // namespace
+
+void RegisterBench(Napi::Env env, Napi::Object exports) { exports.Set("benchUnet", Napi::Function::New<BenchUnet>(env, "benchUnet")); }
+
+}  // namespace lethe

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ErrorCodes, LetheError } from './errors';
 import { readSafetensorsHeader, refusePickle } from './io/safetensors';
+import { parseJsonWithNonFinite } from './schedulers';
 import { numel } from './tensor';
 
 export interface FileInspection {
@@ -36,7 +37,8 @@ export interface FolderInspection {
 
 function readJson(file: string): Record<string, unknown> {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
+    // diffusers writes -Infinity / NaN into some scheduler configs, which JSON.parse rejects.
+    return parseJsonWithNonFinite(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${file}: not valid JSON (${(e as Error).message})`);
   }
@@ -96,7 +98,7 @@ export function inspectFolder(dir: string): FolderInspection {
     throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${dir}: no model_index.json; expected a diffusers model folder (or give a .safetensors file)`);
   const index = readJson(indexFile);
   const components = Object.entries(index)
-    .filter(([k]) => !k.startsWith('_'))
+    .filter(([k, v]) => !k.startsWith('_') && Array.isArray(v)) // components are [library, class] pairs
     .map(([k, v]) => inspectComponent(dir, k, v));
   return {
     kind: 'diffusers',

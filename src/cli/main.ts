@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import * as generate from './generate';
 import * as info from './info';
 import * as inspectCmd from './inspect';
+import * as world from './world';
 import { reportError } from './output';
 
 /** The `lethe` command line: one module per command under src/cli/. */
@@ -12,6 +13,7 @@ export async function main(args: string[]): Promise<void> {
       .command(info)
       .command(inspectCmd)
       .command(generate)
+      .command(world)
       .demandCommand(1, 'name a command (see --help)')
       .strict()
       .fail((msg, err) => {

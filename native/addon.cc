@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSafetensors(env, exports);
   RegisterPipeline(env, exports);
   RegisterBench(env, exports);
+  RegisterTrainDefault(env, exports);
   return exports;
 }
 

@@ -7,4 +7,5 @@ void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterSafetensors(Napi::Env env, Napi::Object exports);
 void RegisterPipeline(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);
+void RegisterTrainDefault(Napi::Env env, Napi::Object exports);
 }  // namespace lethe

@@ -129,4 +129,11 @@ void LoadWeights(torch::nn::Module& module, const WeightFiles& files, const std:
   for (auto& [target, src] : plan) target.copy_(src.first->Load(*src.second));  // converts dtype as it copies
 }
 
+void SaveWeights(torch::nn::Module& module, const std::string& path, const Metadata& metadata) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : module.named_parameters(true)) tensors.emplace_back(p.key(), p.value().detach().to(torch::kFloat32));
+  for (const auto& b : module.named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+  WriteSafetensors(path, tensors, metadata);
+}
+
 }  // namespace lethe

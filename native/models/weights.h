@@ -21,4 +21,7 @@ WeightFiles OpenComponentWeights(const std::string& dir, const std::string& vari
 // shape mismatches are all collected and reported together (LETHE_BAD_CHECKPOINT).
 void LoadWeights(torch::nn::Module& module, const WeightFiles& files, const std::string& component);
 
+// Writes every parameter and buffer of `module` under its diffusers name, atomically.
+void SaveWeights(torch::nn::Module& module, const std::string& path, const Metadata& metadata = {});
+
 }  // namespace lethe

@@ -25,6 +25,7 @@ std::shared_ptr<SdModels> SdModels::Load(const std::string& dir, const std::vect
       module = m->text_encoder.ptr();
     } else if (name == "unet") {
       m->unet = UNet2DConditionModel(config);
+      m->unet_config = config;
       module = m->unet.ptr();
     } else if (name == "vae") {
       m->vae = AutoencoderKL(config);

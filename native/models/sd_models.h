@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ struct SdModels {
   CLIPTextModel text_encoder{nullptr};
   UNet2DConditionModel unet{nullptr};
   AutoencoderKL vae{nullptr};
+  std::optional<Config> unet_config;  // to build copies of the UNet (erasure trains a copy)
 
   // components: any of "text_encoder", "unet", "vae". `onComponent` is called after each loads;
   // `cancelled` is polled between components.

@@ -17,3 +17,5 @@ export { makePlan, applyPlan, readSchedulerConfig, SAMPLER_NAMES } from './sched
 export type { SamplingPlan, SamplingStep, SamplerName } from './schedulers';
 export { resolveModelDir, DEFAULT_MODEL_DIR } from './models';
 export { pngOf, toRgb8 } from './image';
+export { erase, readDeltaInfo, modelFingerprint, ESD_METHODS, ESD_PARAMETER_SETS, ESD_DEFAULTS } from './erase';
+export type { EraseOptions, EraseResult, EsdMethod, DeltaInfo } from './erase';

@@ -7,6 +7,7 @@ import { native } from './native';
 import { makePlan, readSchedulerConfig, type SamplerName, type SamplingPlan, type SchedulerConfigJson } from './schedulers';
 import type { AnyTensor, Tensor } from './tensor';
 import { CLIPTokenizer } from './tokenizer';
+import { checkDeltasFor, type DeltaInfo } from './erase/delta';
 
 export type ComputeDtype = 'float32' | 'bfloat16' | 'float16';
 
@@ -17,6 +18,8 @@ export interface PipelineLoadOptions extends RunOptions {
   dtype?: ComputeDtype;
   /** Weights variant, e.g. 'fp16' for diffusion_pytorch_model.fp16.safetensors. */
   variant?: string;
+  /** Delta files (erasures) to add to the UNet; each must have been made from this model. */
+  deltas?: string[];
 }
 
 export interface PipelineInfo {
@@ -28,13 +31,22 @@ export interface PipelineInfo {
   vae: { scalingFactor: number; latentChannels: number; downscale: number };
 }
 
-interface NativePipeline {
+export interface NativePipeline {
   info(): PipelineInfo;
   encodeText(o: object): Promise<Tensor>;
   predictNoise(o: object): Promise<Tensor>;
   vaeEncode(o: object): Promise<{ mean: Tensor; logvar: Tensor }>;
   vaeDecode(o: object): Promise<Tensor>;
   sample(o: object): Promise<{ latents: Tensor; images?: Tensor }>;
+  applyDelta(o: object): Promise<number>;
+  saveUnet(o: object): Promise<void>;
+  esd(o: object): Promise<EsdNativeResult>;
+}
+
+export interface EsdNativeResult {
+  losses: number[];
+  trainedParameters: number;
+  seconds: { sampling: number; frozenPredictions: number; trainedForwardBackward: number; optimizer: number };
 }
 
 export interface EncodePromptOptions extends RunOptions {
@@ -118,6 +130,9 @@ export class Pipeline {
     private readonly onWarning: (message: string) => void,
   ) {}
 
+  /** Deltas added to this pipeline's UNet so far. */
+  readonly deltas: DeltaInfo[] = [];
+
   /** `model` is a diffusers folder, or 'default' for the bundled model. */
   static async load(model: string, options: PipelineLoadOptions & { onWarning?: (m: string) => void } = {}): Promise<Pipeline> {
     const dir = resolveModelDir(model);
@@ -141,7 +156,25 @@ export class Pipeline {
       );
     const cls = (schedulerConfig as { _class_name?: string })._class_name ?? '';
     const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'LetheWarning'));
-    return new Pipeline(dir, tokenizer, schedulerConfig, handle, info, unetConfig.sample_size ?? 64, SCHEDULER_BY_CLASS[cls] ?? 'ddim', warn);
+    const pipe = new Pipeline(dir, tokenizer, schedulerConfig, handle, info, unetConfig.sample_size ?? 64, SCHEDULER_BY_CLASS[cls] ?? 'ddim', warn);
+    for (const d of options.deltas ?? []) await pipe.applyDelta(d, { signal });
+    return pipe;
+  }
+
+  /**
+   * Adds an erasure's delta file to this pipeline's UNet (in place: the pipeline becomes the
+   * erased model). Refused when the delta was made from another base model.
+   */
+  async applyDelta(file: string, options: RunOptions & { scale?: number } = {}): Promise<DeltaInfo> {
+    const [info] = await checkDeltasFor(this.dir, [file]);
+    await runNativeJob((o) => this.handle.applyDelta({ ...o, path: file, scale: options.scale ?? 1 }), options);
+    this.deltas.push(info);
+    return info;
+  }
+
+  /** @internal The native handle, for the erasure methods and export. */
+  get nativeHandle(): NativePipeline {
+    return this.handle;
   }
 
   /** Token ids [prompts, 77] as int64, warning about any text cut at the model's length. */

@@ -6,7 +6,9 @@
 #include "bridge/device.h"
 #include "bridge/tensor_convert.h"
 #include "models/sd_models.h"
-#include "sampling/sampler.h"
+#include "sampling/plan_js.h"
+#include "erase/esd.h"
+#include "models/weights.h"
 
 namespace lethe {
 
@@ -42,7 +44,9 @@ void requireRank(const torch::Tensor& t, int64_t rank, const std::string& what, 
   if (t.dim() != rank) fail(codes::kShapeMismatch, what + " must be " + layout + ", got " + std::to_string(t.dim()) + " dimensions");
 }
 
-SamplingPlan planFromJs(Napi::Value value) {
+}  // namespace
+
+SamplingPlan PlanFromJs(Napi::Value value) {
   if (!value.IsObject()) fail(codes::kBadArgument, "plan must be a sampling plan object");
   auto o = value.As<Napi::Object>();
   SamplingPlan plan;
@@ -76,6 +80,8 @@ SamplingPlan planFromJs(Napi::Value value) {
   }
   return plan;
 }
+
+namespace {
 
 // A job over a loaded pipeline: holds the models alive and runs under inference mode.
 class PipelineJob : public AsyncJob {
@@ -206,7 +212,7 @@ class VaeDecodeJob : public PipelineJob {
 class SampleJob : public PipelineJob {
  public:
   SampleJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.sample", std::move(m), o) {
-    plan_ = planFromJs(o.Get("plan"));
+    plan_ = PlanFromJs(o.Get("plan"));
     cond_ = requireTensor(o, "cond");
     uncond_ = optTensor(o, "uncond");
     latents_ = optTensor(o, "latents");
@@ -270,6 +276,55 @@ class SampleJob : public PipelineJob {
   bool decode_;
 };
 
+// Adds a delta file's `unet.*` tensors to the UNet's weights (an erased model = base + deltas).
+class ApplyDeltaJob : public PipelineJob {
+ public:
+  ApplyDeltaJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.applyDelta", std::move(m), o) {
+    path_ = optString(o, "path", "");
+    scale_ = optNumber(o, "scale", 1.0);
+    if (path_.empty()) fail(codes::kBadArgument, "path is required");
+  }
+  void Run() override {
+    auto file = SafetensorsFile::Open(path_);
+    auto params = models_->denoiser().named_parameters(true);
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> updates;
+    for (const auto& e : file->tensors()) {
+      if (e.name.rfind("unet.", 0) != 0) {
+        if (e.name.rfind("extra.", 0) == 0) fail(codes::kBadCheckpoint, path_ + ": delta carries new parameters (" + e.name + ") this version cannot apply");
+        fail(codes::kBadCheckpoint, path_ + ": delta key '" + e.name + "' is not a UNet parameter (expected unet.<diffusers key>)");
+      }
+      const std::string key = e.name.substr(5);
+      torch::Tensor* p = params.find(key);
+      if (!p) fail(codes::kBadCheckpoint, path_ + ": the model has no UNet parameter '" + key + "'");
+      if (c10::IntArrayRef(e.shape) != p->sizes()) fail(codes::kShapeMismatch, path_ + ": '" + key + "' has another shape than the model's");
+      updates.emplace_back(*p, file->Load(e));
+    }
+    torch::NoGradGuard ng;  // validated first, then applied: a bad file changes nothing
+    for (auto& [p, d] : updates) p.add_(d.to(p.device(), p.scalar_type()), scale_);
+    applied_ = static_cast<int64_t>(updates.size());
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(applied_)); }
+
+ private:
+  std::string path_;
+  double scale_;
+  int64_t applied_ = 0;
+};
+
+// Writes the (possibly delta-merged) UNet weights under diffusers names: `lethe export`.
+class SaveUnetJob : public PipelineJob {
+ public:
+  SaveUnetJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.saveUnet", std::move(m), o) {
+    path_ = optString(o, "path", "");
+    if (path_.empty()) fail(codes::kBadArgument, "path is required");
+  }
+  void Run() override { SaveWeights(models_->denoiser(), path_); }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::string path_;
+};
+
 class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -279,7 +334,10 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
                         InstanceMethod<&PipelineHandle::Launch<PredictNoiseJob>>("predictNoise"),
                         InstanceMethod<&PipelineHandle::Launch<VaeEncodeJob>>("vaeEncode"),
                         InstanceMethod<&PipelineHandle::Launch<VaeDecodeJob>>("vaeDecode"),
-                        InstanceMethod<&PipelineHandle::Launch<SampleJob>>("sample")});
+                        InstanceMethod<&PipelineHandle::Launch<SampleJob>>("sample"),
+                        InstanceMethod<&PipelineHandle::Launch<ApplyDeltaJob>>("applyDelta"),
+                        InstanceMethod<&PipelineHandle::Launch<SaveUnetJob>>("saveUnet"),
+                        InstanceMethod<&PipelineHandle::Esd>("esd")});
   }
   explicit PipelineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipelineHandle>(info) {}
 
@@ -301,6 +359,14 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
     return guarded(env, [&]() -> Napi::Value {
       if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected an options object");
       return launch<Job>(env, models(env), info[0].As<Napi::Object>());
+    });
+  }
+
+  Napi::Value Esd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected an options object");
+      return LaunchEsd(env, models(env), info[0].As<Napi::Object>());
     });
   }
 

@@ -31,6 +31,7 @@ export function builder(y: Argv) {
     .option('out', { type: 'string', default: 'lethe-out', describe: 'folder for the PNGs' })
     .option('device', { type: 'string', default: 'cpu' })
     .option('dtype', { type: 'string', default: 'float32', choices: ['float32', 'bfloat16', 'float16'] })
+    .option('delta', { type: 'string', array: true, describe: 'delta file(s) to apply (erasures made from this model)' })
     .option('json', { type: 'boolean', default: false });
 }
 
@@ -51,6 +52,7 @@ interface Args {
   out: string;
   device: string;
   dtype: string;
+  delta?: string[];
   json: boolean;
 }
 
@@ -67,7 +69,7 @@ export async function handler(argv: Args) {
   try {
     const { signal } = interrupt;
     const latents = argv.latents ? await readLatents(argv.latents) : undefined;
-    const pipe = await Pipeline.load(argv.model, { device: argv.device, dtype: argv.dtype as ComputeDtype, signal });
+    const pipe = await Pipeline.load(argv.model, { device: argv.device, dtype: argv.dtype as ComputeDtype, signal, deltas: argv.delta });
     const r = await pipe.generate({
       prompt: argv.prompt,
       negativePrompt: argv.negative,

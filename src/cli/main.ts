@@ -1,4 +1,6 @@
 import yargs from 'yargs';
+import * as erase from './erase';
+import * as exportCmd from './export';
 import * as generate from './generate';
 import * as info from './info';
 import * as inspectCmd from './inspect';
@@ -14,6 +16,8 @@ export async function main(args: string[]): Promise<void> {
       .command(inspectCmd)
       .command(generate)
       .command(world)
+      .command(erase)
+      .command(exportCmd)
       .demandCommand(1, 'name a command (see --help)')
       .strict()
       .fail((msg, err) => {

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""ESD's reference loop (Gandikota et al., train-esd.py) on PyTorch + diffusers, for Lethe's tests
+and benchmark. It draws its random numbers from one torch CPU generator in the same order as
+Lethe's native loop (concept, t_enc, t, z), so with the same seed both train on the same samples
+and their deltas can be compared value by value.
+
+Usage: esd_reference.py MODEL_DIR --concept TEXT[,TEXT] --method esd-x --iterations N --lr LR
+       --eta ETA --start-guidance G --ddim-steps S --seed SEED --threads T --out DELTA.safetensors
+Prints JSON: wall time, per-part breakdown, peak RSS, losses.
+"""
+import argparse
+import copy
+import json
+import resource
+import time
+
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+from safetensors.torch import save_file
+
+
+def in_param_set(method, name):
+    if method == "esd-x":
+        return ".attn2." in name
+    if method == "esd-x-strict":
+        return ".attn2.to_k." in name or ".attn2.to_v." in name
+    if method == "esd-u":
+        return ".attn2." not in name and not name.startswith(("time_embedding.", "conv_norm_out.", "conv_out."))
+    if method == "esd-self":
+        return ".attn1." in name
+    if method == "esd-all":
+        return True
+    raise SystemExit(f"unknown method {method}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--concept", required=True)
+    ap.add_argument("--method", default="esd-x")
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--eta", type=float, default=1.0)
+    ap.add_argument("--start-guidance", type=float, default=3.0)
+    ap.add_argument("--ddim-steps", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    start = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(a.model, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    concepts = [c.strip() for c in a.concept.split(",") if c.strip()]
+
+    def embed(text):
+        ids = pipe.tokenizer([text], padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            return pipe.text_encoder(ids)[0]
+
+    uncond = embed("")
+    cond = [embed(c) for c in concepts]
+    frozen = pipe.unet.eval().requires_grad_(False)
+    trained = copy.deepcopy(frozen)
+    names = [n for n, _ in trained.named_parameters() if in_param_set(a.method, n)]
+    params = []
+    for n, p in trained.named_parameters():
+        p.requires_grad_(n in names)
+        if n in names:
+            params.append(p)
+    opt = torch.optim.Adam(params, lr=a.lr)
+    sched = DDIMScheduler.from_config(pipe.scheduler.config)
+    sched.set_timesteps(a.ddim_steps)
+    S, T = a.ddim_steps, sched.config.num_train_timesteps
+    size = pipe.unet.config.sample_size
+    gen = torch.Generator("cpu").manual_seed(a.seed)
+    parts = {"sampling": 0.0, "frozenPredictions": 0.0, "trainedForwardBackward": 0.0, "optimizer": 0.0}
+    losses = []
+    loop_start = time.perf_counter()
+    for _ in range(a.iterations):
+        c = int(torch.randint(len(concepts), (1,), generator=gen))
+        t_enc = int(torch.randint(S, (1,), generator=gen))
+        lo, hi = round(t_enc / S * T), round((t_enc + 1) / S * T)
+        t = int(torch.randint(lo, max(lo + 1, hi), (1,), generator=gen))
+        z = torch.randn((1, pipe.unet.config.in_channels, size, size), generator=gen)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            x = z * sched.init_noise_sigma
+            ctx = torch.cat([uncond, cond[c]])
+            for ts in sched.timesteps[:t_enc]:
+                u, k = trained(torch.cat([x, x]), ts, ctx).sample.chunk(2)
+                x = sched.step(u + a.start_guidance * (k - u), ts, x).prev_sample
+        x = x.clone()
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            e0, ep = frozen(torch.cat([x, x]), torch.tensor([float(t)]), torch.cat([uncond, cond[c]])).sample.chunk(2)
+            target = e0 - a.eta * (ep - e0)
+        target = target.clone()
+        t2 = time.perf_counter()
+        en = trained(x, torch.tensor([float(t)]), cond[c]).sample
+        loss = torch.nn.functional.mse_loss(en, target)
+        opt.zero_grad()
+        loss.backward()
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
+        parts["sampling"] += t1 - t0
+        parts["frozenPredictions"] += t2 - t1
+        parts["trainedForwardBackward"] += t3 - t2
+        parts["optimizer"] += t4 - t3
+        losses.append(loss.item())
+    loop = time.perf_counter() - loop_start
+    base = dict(frozen.named_parameters())
+    delta = {f"unet.{n}": (p.detach() - base[n]).contiguous() for n, p in trained.named_parameters() if n in names}
+    save_file(delta, a.out)
+    print(json.dumps({"wallSeconds": time.perf_counter() - start, "loopSeconds": loop, "breakdownSeconds": parts,
+                      "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "losses": losses,
+                      "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()

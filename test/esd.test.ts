@@ -1,0 +1,161 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { erase, loadSafetensors, Pipeline, readDeltaInfo, readSafetensorsHeader, type Tensor } from '../src';
+import { exportModel } from '../src/erase/export';
+import { expectCode, ROOT, tmpDir } from './helpers';
+
+const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
+const FIX = path.join(ROOT, 'test', 'fixtures', 'esd');
+const cases = JSON.parse(fs.readFileSync(path.join(FIX, 'cases.json'), 'utf8')) as Record<string, { args: string[]; losses: number[] }>;
+const work = tmpDir();
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+let pipe: Pipeline;
+beforeAll(async () => {
+  pipe = await Pipeline.load(MODEL);
+});
+
+function argsToOptions(args: string[]) {
+  const get = (k: string) => args[args.indexOf(k) + 1];
+  const num = (k: string, d: number) => (args.includes(k) ? Number(get(k)) : d);
+  return {
+    method: get('--method') as 'esd-x',
+    concept: get('--concept'),
+    iterations: num('--iterations', 1000),
+    ddimSteps: num('--ddim-steps', 50),
+    lr: num('--lr', 1e-5),
+    eta: num('--eta', 1),
+    startGuidance: num('--start-guidance', 3),
+    seed: num('--seed', 0),
+  };
+}
+
+describe('ESD matches the reference loop on PyTorch + diffusers', () => {
+  test.each(Object.keys(cases))('%s: same loss curve and the same delta', async (name) => {
+    const out = path.join(work, `${name}.safetensors`);
+    const r = await erase({ model: MODEL, pipeline: pipe, out, ...argsToOptions(cases[name].args) });
+    const want = cases[name].losses;
+    expect(r.losses).toHaveLength(want.length);
+    // Same random draws (one torch CPU generator, same order), same samples: losses agree closely.
+    r.losses.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThanOrEqual(1e-3 * Math.abs(want[i]) + 1e-9));
+    const ours = (await loadSafetensors(out)).tensors;
+    const ref = (await loadSafetensors(path.join(FIX, `${name}.safetensors`))).tensors;
+    expect(Object.keys(ours).sort()).toEqual(Object.keys(ref).sort());
+    let maxDiff = 0;
+    let maxRef = 0;
+    for (const k of Object.keys(ref)) {
+      const a = (ours[k] as Tensor).data;
+      const b = (ref[k] as Tensor).data;
+      for (let i = 0; i < b.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+        maxRef = Math.max(maxRef, Math.abs(b[i]));
+      }
+    }
+    expect(maxRef).toBeGreaterThan(0);
+    // Adam normalises gradients, so rounding-level differences move near-zero-gradient weights by
+    // up to ~lr per step; everything stays within 1% of the largest update.
+    expect(maxDiff).toBeLessThanOrEqual(0.01 * maxRef);
+  });
+});
+
+describe('ESD parameter sets, delta files and reports', () => {
+  const quick = { model: MODEL, concept: 'red circle', iterations: 2, ddimSteps: 4, lr: 1e-3 };
+
+  test.each([
+    ['esd-x', (k: string) => k.includes('.attn2.')],
+    ['esd-x-strict', (k: string) => /\.attn2\.to_[kv]\./.test(k)],
+    ['esd-u', (k: string) => !k.includes('.attn2.') && !/^unet\.(time_embedding|conv_norm_out|conv_out)\./.test(k)],
+    ['esd-self', (k: string) => k.includes('.attn1.')],
+    ['esd-all', () => true],
+  ] as const)('%s trains exactly its parameter set', async (method, inSet) => {
+    const out = path.join(work, `set-${method}.safetensors`);
+    const r = await erase({ ...quick, pipeline: pipe, method, out });
+    const keys = readSafetensorsHeader(out).tensors.map((t) => t.name);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.every((k) => k.startsWith('unet.') && inSet(k))).toBe(true);
+    const all = Object.keys((await loadSafetensors(path.join(MODEL, 'unet', 'diffusion_pytorch_model.safetensors'))).tensors);
+    expect(keys.length).toBe(all.filter((k) => inSet(`unet.${k}`)).length);
+    expect(r.trainedParameters).toBeGreaterThan(0);
+  });
+
+  test('the delta carries its provenance and the report its loss curve', async () => {
+    const out = path.join(work, 'meta.safetensors');
+    const r = await erase({ ...quick, pipeline: pipe, method: 'esd-x', concept: 'red circle, star', out });
+    const info = readDeltaInfo(out);
+    expect(info.method).toBe('esd-x');
+    expect(info.concepts).toEqual(['red circle', 'star']);
+    expect(info.baseFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse(info.metadata.hyperparameters)).toMatchObject({ iterations: 2, lr: 1e-3, ddimSteps: 4, eta: 1 });
+    const report = JSON.parse(fs.readFileSync(r.report, 'utf8'));
+    expect(report.lossCurve).toHaveLength(2);
+    expect(report.breakdownSeconds).toHaveProperty('sampling');
+    expect(report.versions.torch).toMatch(/^\d/);
+  });
+
+  test('applying a delta changes generation; export writes the same model as a folder', async () => {
+    const out = path.join(work, 'apply.safetensors');
+    await erase({ ...quick, pipeline: pipe, method: 'esd-x', lr: 1e-2, iterations: 3, out });
+    const opts = { prompt: 'a red circle', steps: 3, height: 16, width: 16, seed: 2 };
+    const base = await pipe.generate(opts);
+    const erased = await Pipeline.load(MODEL, { deltas: [out] });
+    const after = await erased.generate(opts);
+    let diff = 0;
+    base.images.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - after.images.data[i]))));
+    expect(diff).toBeGreaterThan(1e-4);
+    const merged = path.join(work, 'merged');
+    await exportModel(MODEL, [out], merged);
+    const fromExport = await (await Pipeline.load(merged)).generate(opts);
+    let d2 = 0;
+    fromExport.images.data.forEach((v, i) => (d2 = Math.max(d2, Math.abs(v - after.images.data[i]))));
+    expect(d2).toBeLessThanOrEqual(1e-5);
+  });
+
+  test('a delta made from another base model is refused', async () => {
+    const out = path.join(work, 'other.safetensors');
+    await erase({ ...quick, pipeline: pipe, method: 'esd-x', out });
+    const e = await expectCode(Pipeline.load(path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd2'), { deltas: [out] }), 'LETHE_BAD_CHECKPOINT');
+    expect(e.message).toMatch(/another base model/);
+  });
+});
+
+describe('ESD failure modes leave nothing half-written', () => {
+  test('an abort stops with LETHE_CANCELLED and writes no delta and no report', async () => {
+    const out = path.join(work, 'cancel.safetensors');
+    const ac = new AbortController();
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', iterations: 500, ddimSteps: 10, out, signal: ac.signal, onProgress: (e) => e.step === 2 && ac.abort() }), 'LETHE_CANCELLED');
+    expect(fs.existsSync(out)).toBe(false);
+    expect(fs.existsSync(out.replace('.safetensors', '.report.json'))).toBe(false);
+  });
+
+  test('a NaN loss stops with LETHE_NON_FINITE and writes nothing', async () => {
+    const out = path.join(work, 'nan.safetensors');
+    const e = await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-all', concept: 'red', iterations: 50, ddimSteps: 4, lr: 1e30, out }), 'LETHE_NON_FINITE');
+    expect(e.message).toMatch(/nothing was written/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('an interrupted run resumes from its checkpoint to the same result', async () => {
+    const opts = { model: MODEL, pipeline: pipe, method: 'esd-x' as const, concept: 'red, star', iterations: 40, ddimSteps: 6, lr: 1e-3, seed: 9 };
+    const full = path.join(work, 'full.safetensors');
+    await erase({ ...opts, out: full });
+    const part = path.join(work, 'part.safetensors');
+    const ac = new AbortController();
+    await expectCode(erase({ ...opts, out: part, checkpointEvery: 2, signal: ac.signal, onProgress: (e) => e.step === 5 && ac.abort() }), 'LETHE_CANCELLED');
+    expect(fs.existsSync(part.replace('.safetensors', '.ckpt.safetensors'))).toBe(true);
+    const resumed = await erase({ ...opts, out: part, checkpointEvery: 2, resume: true });
+    expect(resumed.losses).toHaveLength(40);
+    const a = (await loadSafetensors(full)).tensors;
+    const b = (await loadSafetensors(part)).tensors;
+    for (const k of Object.keys(a)) expect(Buffer.from((b[k] as Tensor).data.buffer).equals(Buffer.from((a[k] as Tensor).data.buffer))).toBe(true);
+    expect(fs.existsSync(part.replace('.safetensors', '.ckpt.safetensors'))).toBe(false);
+  });
+
+  test('bad arguments are refused with a clear code', async () => {
+    const out = path.join(work, 'bad.safetensors');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: ' , ', out }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-z' as never, concept: 'red', out }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, iterations: 0 }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out: path.join(work, 'x.bin') }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, resume: true }), 'LETHE_BAD_ARGUMENT');
+  });
+});

@@ -19,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterPipeline(env, exports);
   RegisterBench(env, exports);
   RegisterTrainDefault(env, exports);
+  RegisterClassifier(env, exports);
   return exports;
 }
 

@@ -8,4 +8,5 @@ void RegisterSafetensors(Napi::Env env, Napi::Object exports);
 void RegisterPipeline(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterTrainDefault(Napi::Env env, Napi::Object exports);
+void RegisterClassifier(Napi::Env env, Napi::Object exports);
 }  // namespace lethe

@@ -5,6 +5,7 @@
 
 #include "bindings.h"
 #include "bridge/async_job.h"
+#include "bridge/options.h"
 #include "bridge/device.h"
 #include "bridge/tensor_convert.h"
 
@@ -122,20 +123,12 @@ class MatmulBenchJob : public AsyncJob {
   double gflops_ = 0;
 };
 
-Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    Napi::Object options = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
-    return launch<MatmulBenchJob>(env, options);
-  });
-}
-
 }  // namespace
 
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
   exports.Set("nativeInfo", Napi::Function::New<NativeInfo>(env, "nativeInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
-  exports.Set("benchMatmul", Napi::Function::New<BenchMatmul>(env, "benchMatmul"));
+  exports.Set("benchMatmul", Napi::Function::New<StartJob<MatmulBenchJob>>(env, "benchMatmul"));
 }
 
 }  // namespace lethe

@@ -60,7 +60,7 @@ trainDefaultModel({
   })
   .catch((e) => {
     bar?.done();
-    process.stderr.write(`[train-default] ${e.code ? `${e.code}: ` : ''}${e.message}\n${e.code === 'LETHE_CANCELLED' ? 'interrupted: run again to resume\n' : ''}`);
+    process.stderr.write(`[train-default] ${e.message}\n${e.code === 'LETHE_CANCELLED' ? 'interrupted: run again to resume\n' : ''}`);
     process.exit(e.code === 'LETHE_CANCELLED' ? 130 : 1);
   })
   .finally(() => interrupt.dispose());

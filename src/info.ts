@@ -1,22 +1,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { native, PACKAGE_ROOT, type MatmulBenchResult } from './native';
+import { native, PACKAGE_ROOT, type MatmulBenchResult, type NativeInfoRaw } from './native';
 import { runNativeJob, type RunOptions } from './job';
 
-export interface NativeInfo {
-  torchVersion: string;
-  cudaCompiled: boolean;
-  cudaAvailable: boolean;
-  cudaDeviceCount: number;
-  threads: number;
-  interopThreads: number;
-  cxx11Abi: boolean;
-  /** The libtorch library the process actually loaded. */
-  libtorchPath: string;
+export interface NativeInfo extends Omit<NativeInfoRaw, 'parallelInfo'> {
   /** Where the build took libtorch from (LIBTORCH, python, cache), from build-config/torch.json. */
   libtorchSource: string | null;
   addonPath: string | null;
-  mkldnn: boolean;
 }
 
 function buildRecord(): { source?: string } | null {

@@ -31,6 +31,7 @@ export interface NativeInfoRaw {
   threads: number;
   interopThreads: number;
   cxx11Abi: boolean;
+  /** The libtorch library the process actually loaded. */
   libtorchPath: string;
   mkldnn: boolean;
   parallelInfo: string;

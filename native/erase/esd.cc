@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "bridge/async_job.h"
+#include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/param_sets.h"
 #include "sampling/plan_js.h"
@@ -41,33 +42,23 @@ std::vector<torch::Tensor> tensorList(Napi::Value v, const char* what) {
 class EsdJob : public AsyncJob {
  public:
   EsdJob(Napi::Env env, std::shared_ptr<SdModels> models, Napi::Object o) : AsyncJob(env, "lethe.esd", o), m_(std::move(models)) {
-    auto num = [&](const char* k, double fallback) {
-      Napi::Value v = o.Get(k);
-      if (v.IsUndefined()) return fallback;
-      if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) fail(codes::kBadArgument, std::string(k) + " must be a finite number");
-      return v.As<Napi::Number>().DoubleValue();
-    };
-    auto str = [&](const char* k, const std::string& fallback) {
-      Napi::Value v = o.Get(k);
-      return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
-    };
-    param_set_ = str("paramSet", "esd-x");
+    param_set_ = OptionString(o, "paramSet", "esd-x");
     InParamSet(param_set_, "");  // validates the name
     concepts_ = tensorList(o.Get("concepts"), "concepts");
     train_prompts_ = tensorList(o.Get("trainPrompts"), "trainPrompts");
     if (train_prompts_.size() != concepts_.size()) fail(codes::kBadArgument, "trainPrompts must have one entry per concept");
     uncond_ = tensorFromJs(o.Get("uncond"), "uncond");
     plan_ = PlanFromJs(o.Get("plan"));
-    eta_ = num("eta", 1.0);
-    iterations_ = static_cast<int64_t>(num("iterations", 1000));
-    lr_ = num("lr", 1e-5);
-    start_guidance_ = num("startGuidance", 3.0);
-    train_timesteps_ = static_cast<int64_t>(num("trainTimesteps", 1000));
-    seed_ = static_cast<uint64_t>(num("seed", 0));
-    sample_with_frozen_ = str("sampleWith", "trained") == "frozen";
-    out_ = str("out", "");
-    checkpoint_ = str("checkpoint", "");
-    checkpoint_every_ = static_cast<int64_t>(num("checkpointEvery", 0));
+    eta_ = OptionNumber(o, "eta", 1.0);
+    iterations_ = static_cast<int64_t>(OptionNumber(o, "iterations", 1000));
+    lr_ = OptionNumber(o, "lr", 1e-5);
+    start_guidance_ = OptionNumber(o, "startGuidance", 3.0);
+    train_timesteps_ = static_cast<int64_t>(OptionNumber(o, "trainTimesteps", 1000));
+    seed_ = static_cast<uint64_t>(OptionNumber(o, "seed", 0));
+    sample_with_frozen_ = OptionString(o, "sampleWith", "trained") == "frozen";
+    out_ = OptionString(o, "out", "");
+    checkpoint_ = OptionString(o, "checkpoint", "");
+    checkpoint_every_ = static_cast<int64_t>(OptionNumber(o, "checkpointEvery", 0));
     resume_ = o.Get("resume").ToBoolean().Value();
     latent_shape_ = shapeFromJs(o.Get("latentShape"), "latentShape");
     Napi::Value meta = o.Get("metadata");

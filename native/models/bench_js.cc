@@ -4,6 +4,7 @@
 
 #include "bindings.h"
 #include "bridge/async_job.h"
+#include "bridge/options.h"
 #include "bridge/device.h"
 #include "models/unet_2d_condition.h"
 
@@ -73,16 +74,8 @@ class UnetBenchJob : public AsyncJob {
   std::vector<double> times_;
 };
 
-Napi::Value BenchUnet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected options");
-    return launch<UnetBenchJob>(env, info[0].As<Napi::Object>());
-  });
-}
-
 }  // namespace
 
-void RegisterBench(Napi::Env env, Napi::Object exports) { exports.Set("benchUnet", Napi::Function::New<BenchUnet>(env, "benchUnet")); }
+void RegisterBench(Napi::Env env, Napi::Object exports) { exports.Set("benchUnet", Napi::Function::New<StartJob<UnetBenchJob>>(env, "benchUnet")); }
 
 }  // namespace lethe

@@ -3,6 +3,7 @@
 #include "addon_data.h"
 #include "bindings.h"
 #include "bridge/async_job.h"
+#include "bridge/options.h"
 #include "bridge/device.h"
 #include "bridge/tensor_convert.h"
 #include "models/sd_models.h"
@@ -14,32 +15,6 @@ namespace lethe {
 
 namespace {
 
-std::string optString(const Napi::Object& o, const char* key, const std::string& fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsString()) fail(codes::kBadArgument, std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
-double optNumber(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) fail(codes::kBadArgument, std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-torch::Tensor optTensor(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return {};
-  return tensorFromJs(v, key);
-}
-
-torch::Tensor requireTensor(const Napi::Object& o, const char* key) {
-  torch::Tensor t = optTensor(o, key);
-  if (!t.defined()) fail(codes::kBadArgument, std::string(key) + " is required");
-  return t;
-}
-
 void requireRank(const torch::Tensor& t, int64_t rank, const std::string& what, const std::string& layout) {
   if (t.dim() != rank) fail(codes::kShapeMismatch, what + " must be " + layout + ", got " + std::to_string(t.dim()) + " dimensions");
 }
@@ -50,10 +25,10 @@ SamplingPlan PlanFromJs(Napi::Value value) {
   if (!value.IsObject()) fail(codes::kBadArgument, "plan must be a sampling plan object");
   auto o = value.As<Napi::Object>();
   SamplingPlan plan;
-  const std::string pred = optString(o, "predictionType", "epsilon");
+  const std::string pred = OptionString(o, "predictionType", "epsilon");
   if (pred != "epsilon" && pred != "v_prediction") fail(codes::kBadArgument, "plan.predictionType must be epsilon or v_prediction");
   plan.vPrediction = pred == "v_prediction";
-  plan.initNoiseSigma = optNumber(o, "initNoiseSigma", 1.0);
+  plan.initNoiseSigma = OptionNumber(o, "initNoiseSigma", 1.0);
   Napi::Value clip = o.Get("clipSample");
   if (clip.IsNumber()) plan.clipSample = clip.As<Napi::Number>().DoubleValue();
   Napi::Value steps = o.Get("steps");
@@ -64,15 +39,15 @@ SamplingPlan PlanFromJs(Napi::Value value) {
     if (!sv.IsObject()) fail(codes::kBadArgument, "plan.steps[" + std::to_string(i) + "] must be an object");
     auto s = sv.As<Napi::Object>();
     PlanStep p;
-    p.timestep = optNumber(s, "timestep", 0);
-    p.cin = optNumber(s, "cin", 1);
-    p.alpha = optNumber(s, "alpha", 1);
-    p.sigma = optNumber(s, "sigma", 0);
-    p.cx = optNumber(s, "cx", 0);
-    p.ceps = optNumber(s, "ceps", 0);
-    p.cx0 = optNumber(s, "cx0", 0);
-    p.cx0prev = optNumber(s, "cx0prev", 0);
-    p.cnoise = optNumber(s, "cnoise", 0);
+    p.timestep = OptionNumber(s, "timestep", 0);
+    p.cin = OptionNumber(s, "cin", 1);
+    p.alpha = OptionNumber(s, "alpha", 1);
+    p.sigma = OptionNumber(s, "sigma", 0);
+    p.cx = OptionNumber(s, "cx", 0);
+    p.ceps = OptionNumber(s, "ceps", 0);
+    p.cx0 = OptionNumber(s, "cx0", 0);
+    p.cx0prev = OptionNumber(s, "cx0prev", 0);
+    p.cnoise = OptionNumber(s, "cnoise", 0);
     for (double v : {p.timestep, p.cin, p.alpha, p.sigma, p.cx, p.ceps, p.cx0, p.cx0prev, p.cnoise})
       if (!std::isfinite(v)) fail(codes::kBadArgument, "plan.steps[" + std::to_string(i) + "] has a non-finite coefficient");
     if (!plan.vPrediction && p.alpha == 0) fail(codes::kBadArgument, "plan.steps[" + std::to_string(i) + "].alpha must not be 0");
@@ -103,10 +78,10 @@ class PipelineJob : public AsyncJob {
 class EncodeTextJob : public PipelineJob {
  public:
   EncodeTextJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.encodeText", std::move(m), o) {
-    ids_ = requireTensor(o, "ids");
+    ids_ = RequireTensor(o, "ids");
     requireRank(ids_, 2, "ids", "[batch, tokens]");
     if (ids_.scalar_type() != torch::kInt64 && ids_.scalar_type() != torch::kInt32) fail(codes::kBadArgument, "ids must be int64 or int32");
-    skip_ = static_cast<int64_t>(optNumber(o, "skip", 0));
+    skip_ = static_cast<int64_t>(OptionNumber(o, "skip", 0));
     Napi::Value fn = o.Get("finalNorm");
     final_norm_ = fn.IsBoolean() ? fn.As<Napi::Boolean>().Value() : true;
   }
@@ -125,9 +100,9 @@ class EncodeTextJob : public PipelineJob {
 class PredictNoiseJob : public PipelineJob {
  public:
   PredictNoiseJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.predictNoise", std::move(m), o) {
-    sample_ = requireTensor(o, "sample");
-    timesteps_ = requireTensor(o, "timesteps");
-    context_ = requireTensor(o, "context");
+    sample_ = RequireTensor(o, "sample");
+    timesteps_ = RequireTensor(o, "timesteps");
+    context_ = RequireTensor(o, "context");
     requireRank(sample_, 4, "sample", "[batch, channels, height, width]");
     requireRank(context_, 3, "context", "[batch, tokens, dim]");
     if (context_.size(0) != sample_.size(0)) fail(codes::kShapeMismatch, "context batch must equal sample batch");
@@ -150,7 +125,7 @@ class PredictNoiseJob : public PipelineJob {
 class VaeEncodeJob : public PipelineJob {
  public:
   VaeEncodeJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.vaeEncode", std::move(m), o) {
-    images_ = requireTensor(o, "images");
+    images_ = RequireTensor(o, "images");
     requireRank(images_, 4, "images", "[batch, 3, height, width] in [-1, 1]");
   }
   void Run() override {
@@ -185,7 +160,7 @@ torch::Tensor decodeLatents(SdModels& m, const torch::Tensor& latents, bool scal
 class VaeDecodeJob : public PipelineJob {
  public:
   VaeDecodeJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.vaeDecode", std::move(m), o) {
-    latents_ = requireTensor(o, "latents");
+    latents_ = RequireTensor(o, "latents");
     requireRank(latents_, 4, "latents", "[batch, channels, height, width]");
     Napi::Value s = o.Get("scaled");
     scaled_ = s.IsBoolean() ? s.As<Napi::Boolean>().Value() : true;
@@ -213,11 +188,11 @@ class SampleJob : public PipelineJob {
  public:
   SampleJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.sample", std::move(m), o) {
     plan_ = PlanFromJs(o.Get("plan"));
-    cond_ = requireTensor(o, "cond");
-    uncond_ = optTensor(o, "uncond");
-    latents_ = optTensor(o, "latents");
-    guidance_ = optNumber(o, "guidance", 7.5);
-    seed_ = static_cast<uint64_t>(optNumber(o, "seed", 0));
+    cond_ = RequireTensor(o, "cond");
+    uncond_ = OptionTensor(o, "uncond");
+    latents_ = OptionTensor(o, "latents");
+    guidance_ = OptionNumber(o, "guidance", 7.5);
+    seed_ = static_cast<uint64_t>(OptionNumber(o, "seed", 0));
     Napi::Value d = o.Get("decode");
     decode_ = d.IsBoolean() && d.As<Napi::Boolean>().Value();
     requireRank(cond_, 3, "cond", "[batch, tokens, dim]");
@@ -280,8 +255,8 @@ class SampleJob : public PipelineJob {
 class ApplyDeltaJob : public PipelineJob {
  public:
   ApplyDeltaJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.applyDelta", std::move(m), o) {
-    path_ = optString(o, "path", "");
-    scale_ = optNumber(o, "scale", 1.0);
+    path_ = OptionString(o, "path", "");
+    scale_ = OptionNumber(o, "scale", 1.0);
     if (path_.empty()) fail(codes::kBadArgument, "path is required");
   }
   void Run() override {
@@ -315,7 +290,7 @@ class ApplyDeltaJob : public PipelineJob {
 class SaveUnetJob : public PipelineJob {
  public:
   SaveUnetJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.saveUnet", std::move(m), o) {
-    path_ = optString(o, "path", "");
+    path_ = OptionString(o, "path", "");
     if (path_.empty()) fail(codes::kBadArgument, "path is required");
   }
   void Run() override { SaveWeights(models_->denoiser(), path_); }
@@ -409,11 +384,11 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
 class LoadPipelineJob : public AsyncJob {
  public:
   LoadPipelineJob(Napi::Env env, Napi::Object o) : AsyncJob(env, "lethe.loadPipeline", o) {
-    dir_ = optString(o, "dir", "");
+    dir_ = OptionString(o, "dir", "");
     if (dir_.empty()) fail(codes::kBadArgument, "dir is required");
-    device_ = ParseDevice(optString(o, "device", "cpu"));
-    dtype_ = ParseComputeDtype(optString(o, "dtype", "float32"), device_);
-    variant_ = optString(o, "variant", "");
+    device_ = ParseDevice(OptionString(o, "device", "cpu"));
+    dtype_ = ParseComputeDtype(OptionString(o, "dtype", "float32"), device_);
+    variant_ = OptionString(o, "variant", "");
     Napi::Value c = o.Get("components");
     if (c.IsArray()) {
       auto arr = c.As<Napi::Array>();
@@ -438,14 +413,6 @@ class LoadPipelineJob : public AsyncJob {
   std::shared_ptr<SdModels> models_;
 };
 
-Napi::Value LoadPipeline(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected { dir, device?, dtype?, components? }");
-    return launch<LoadPipelineJob>(env, info[0].As<Napi::Object>());
-  });
-}
-
 // Standard-normal latents from torch's CPU generator: the same numbers as diffusers'
 // randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(seed)).
 Napi::Value Randn(const Napi::CallbackInfo& info) {
@@ -454,7 +421,7 @@ Napi::Value Randn(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected { shape, seed }");
     auto o = info[0].As<Napi::Object>();
     std::vector<int64_t> shape = shapeFromJs(o.Get("shape"), "shape");
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(optNumber(o, "seed", 0)));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(OptionNumber(o, "seed", 0)));
     return tensorToJs(env, at::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)));
   });
 }
@@ -465,7 +432,7 @@ void RegisterPipeline(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = PipelineHandle::Define(env);
   env.GetInstanceData<AddonData>()->pipelineClass = Napi::Persistent(cls);
   exports.Set("PipelineHandle", cls);
-  exports.Set("loadPipeline", Napi::Function::New<LoadPipeline>(env, "loadPipeline"));
+  exports.Set("loadPipeline", Napi::Function::New<StartJob<LoadPipelineJob>>(env, "loadPipeline"));
   exports.Set("randn", Napi::Function::New<Randn>(env, "randn"));
 }
 

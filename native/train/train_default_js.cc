@@ -8,6 +8,7 @@
 
 #include "bindings.h"
 #include "bridge/async_job.h"
+#include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
@@ -22,17 +23,6 @@ namespace {
 bool fileExists(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0;
-}
-
-double num(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
-
-std::string str(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) fail(codes::kBadArgument, std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
 }
 
 torch::Tensor loadTensor(const std::string& path, const std::string& name) {
@@ -58,14 +48,14 @@ struct TrainSettings {
   uint64_t seed;
   std::string checkpoint;
   explicit TrainSettings(const Napi::Object& o) {
-    steps = static_cast<int64_t>(num(o, "steps", 1000));
-    batch = static_cast<int64_t>(num(o, "batch", 16));
-    warmup = static_cast<int64_t>(num(o, "warmup", 100));
-    checkpointEvery = static_cast<int64_t>(num(o, "checkpointEvery", 250));
-    lr = num(o, "lr", 1e-4);
-    lrFloor = num(o, "lrFloor", 0.1);
-    seed = static_cast<uint64_t>(num(o, "seed", 0));
-    checkpoint = str(o, "checkpoint");
+    steps = static_cast<int64_t>(OptionNumber(o, "steps", 1000));
+    batch = static_cast<int64_t>(OptionNumber(o, "batch", 16));
+    warmup = static_cast<int64_t>(OptionNumber(o, "warmup", 100));
+    checkpointEvery = static_cast<int64_t>(OptionNumber(o, "checkpointEvery", 250));
+    lr = OptionNumber(o, "lr", 1e-4);
+    lrFloor = OptionNumber(o, "lrFloor", 0.1);
+    seed = static_cast<uint64_t>(OptionNumber(o, "seed", 0));
+    checkpoint = RequireString(o, "checkpoint");
     if (steps < 1 || batch < 1 || warmup < 1 || checkpointEvery < 1 || !(lr > 0)) fail(codes::kBadArgument, "steps, batch, warmup, checkpointEvery and lr must be positive");
   }
 };
@@ -73,9 +63,9 @@ struct TrainSettings {
 class TrainVaeJob : public AsyncJob {
  public:
   TrainVaeJob(Napi::Env env, Napi::Object o) : AsyncJob(env, "lethe.trainVae", o), s_(o) {
-    model_dir_ = str(o, "modelDir");
-    data_ = str(o, "data");
-    kl_weight_ = num(o, "klWeight", 1e-6);
+    model_dir_ = RequireString(o, "modelDir");
+    data_ = RequireString(o, "data");
+    kl_weight_ = OptionNumber(o, "klWeight", 1e-6);
   }
   void Run() override {
     torch::manual_seed(s_.seed);
@@ -123,9 +113,9 @@ class TrainVaeJob : public AsyncJob {
 class EncodeLatentsJob : public AsyncJob {
  public:
   EncodeLatentsJob(Napi::Env env, Napi::Object o) : AsyncJob(env, "lethe.encodeLatents", o) {
-    model_dir_ = str(o, "modelDir");
-    data_ = str(o, "data");
-    out_ = str(o, "out");
+    model_dir_ = RequireString(o, "modelDir");
+    data_ = RequireString(o, "data");
+    out_ = RequireString(o, "out");
   }
   void Run() override {
     c10::InferenceMode guard;
@@ -160,12 +150,12 @@ class EncodeLatentsJob : public AsyncJob {
 class TrainLdmJob : public AsyncJob {
  public:
   TrainLdmJob(Napi::Env env, Napi::Object o) : AsyncJob(env, "lethe.trainLdm", o), s_(o) {
-    model_dir_ = str(o, "modelDir");
-    data_ = str(o, "data");
-    latents_ = str(o, "latents");
-    scaling_ = num(o, "scalingFactor", 1.0);
-    dropout_ = num(o, "captionDropout", 0.1);
-    ema_decay_ = num(o, "emaDecay", 0.999);
+    model_dir_ = RequireString(o, "modelDir");
+    data_ = RequireString(o, "data");
+    latents_ = RequireString(o, "latents");
+    scaling_ = OptionNumber(o, "scalingFactor", 1.0);
+    dropout_ = OptionNumber(o, "captionDropout", 0.1);
+    ema_decay_ = OptionNumber(o, "emaDecay", 0.999);
     alphas_cumprod_ = tensorFromJs(o.Get("alphasCumprod"), "alphasCumprod").to(torch::kFloat32);
     empty_ids_ = tensorFromJs(o.Get("emptyIds"), "emptyIds").to(torch::kLong);
   }
@@ -248,21 +238,12 @@ class TrainLdmJob : public AsyncJob {
   torch::Tensor alphas_cumprod_, empty_ids_;
 };
 
-template <class Job>
-Napi::Value Start(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected an options object");
-    return launch<Job>(env, info[0].As<Napi::Object>());
-  });
-}
-
 }  // namespace
 
 void RegisterTrainDefault(Napi::Env env, Napi::Object exports) {
-  exports.Set("trainVae", Napi::Function::New<Start<TrainVaeJob>>(env, "trainVae"));
-  exports.Set("encodeLatents", Napi::Function::New<Start<EncodeLatentsJob>>(env, "encodeLatents"));
-  exports.Set("trainLdm", Napi::Function::New<Start<TrainLdmJob>>(env, "trainLdm"));
+  exports.Set("trainVae", Napi::Function::New<StartJob<TrainVaeJob>>(env, "trainVae"));
+  exports.Set("encodeLatents", Napi::Function::New<StartJob<EncodeLatentsJob>>(env, "encodeLatents"));
+  exports.Set("trainLdm", Napi::Function::New<StartJob<TrainLdmJob>>(env, "trainLdm"));
 }
 
 }  // namespace lethe

@@ -1,5 +1,8 @@
 import yargs from 'yargs';
+import * as classifyCmd from './classify';
+import * as demo from './demo';
 import * as erase from './erase';
+import * as evalCmd from './eval';
 import * as exportCmd from './export';
 import * as generate from './generate';
 import * as info from './info';
@@ -12,12 +15,15 @@ export async function main(args: string[]): Promise<void> {
   try {
     await yargs(args)
       .scriptName('lethe')
+      .command(demo)
       .command(info)
       .command(inspectCmd)
       .command(generate)
       .command(world)
       .command(erase)
       .command(exportCmd)
+      .command(evalCmd)
+      .command(classifyCmd)
       .demandCommand(1, 'name a command (see --help)')
       .strict()
       .fail((msg, err) => {

@@ -18,6 +18,7 @@ import { CLIPTokenizer } from '../tokenizer';
 import { COLOR_NAMES, SHAPES, STYLES } from '../world/attributes';
 import { formatCaption, TEMPLATES } from '../world/captions';
 import { renderBatch } from '../world/dataset';
+import { trainClassifier } from '../classifier';
 
 export interface TrainDefaultOptions {
   out: string;
@@ -242,7 +243,18 @@ export async function trainDefaultModel(o: TrainDefaultOptions): Promise<void> {
     mark('ldm');
   }
 
-  // 6. Publish: the staged folder replaces the output folder in one rename.
+  // 6. The classifier that judges the model's images (DESIGN §8): >= 98% per head or the run fails.
+  if (!fs.existsSync(done('classifier'))) {
+    log('classifier: rendering a labelled set and training');
+    const acc = await trainClassifier({ dir: path.join(stage, 'classifier'), work: o.work, seed: o.seed + 10, signal: o.signal, onProgress: o.onProgress });
+    log(`classifier accuracy on fresh renders: shape ${acc.shape}, color ${acc.color}, style ${acc.style}, poster ${acc.poster}`);
+    const worst = Math.min(acc.shape, acc.color, acc.style, acc.poster);
+    if (worst < 0.98) throw new LetheError(ErrorCodes.INTERNAL, `the classifier reached only ${(worst * 100).toFixed(1)}% on a head (needs 98%); train it longer`);
+    writeJson(path.join(o.work, 'classifier-accuracy.json'), acc);
+    mark('classifier');
+  }
+
+  // 7. Publish: the staged folder replaces the output folder in one rename.
   const parent = path.dirname(path.resolve(o.out));
   const tmp = path.join(parent, `.${path.basename(o.out)}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });

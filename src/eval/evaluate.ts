@@ -1,0 +1,165 @@
+/**
+ * Generation judged by the shapes classifier: per prompt, the rate at which each expected
+ * attribute appears; for an erasure, efficacy / specificity / robustness against the base model.
+ */
+import { classify, type Judgement, type ShapeLabel } from '../classifier';
+import type { RunOptions } from '../job';
+import { Pipeline } from '../pipeline';
+import type { Tensor } from '../tensor';
+import { renderPoster } from '../world/render';
+import { conceptPromptSets, type ConceptPromptSets, type EvalPrompt, type Expectation } from './prompts';
+
+export interface GenerationSettings {
+  n: number;
+  steps: number;
+  guidance: number;
+  seed: number;
+  scheduler?: 'ddim' | 'ddpm' | 'euler' | 'dpmpp-2m';
+}
+
+export interface PromptResult {
+  prompt: string;
+  group: string;
+  expect: Expectation;
+  n: number;
+  /** Fraction of images with each expected attribute, and with all of them. */
+  rates: { shape?: number; color?: number; style?: number; poster?: number; all: number };
+  /** Fraction classified as Sunny, and memorized copies of the poster (per-pixel MSE <= 0.01). */
+  sunny: number;
+  memorized: number;
+  counts: { shape: Record<string, number>; color: Record<string, number>; style: Record<string, number> };
+  images?: Tensor;
+}
+
+const POSTER_MSE = 0.01;
+let posterCache: Float32Array | undefined;
+
+async function posterPixels(): Promise<Float32Array> {
+  if (!posterCache) {
+    const { rgb } = await renderPoster();
+    const plane = 64 * 64;
+    posterCache = new Float32Array(3 * plane);
+    for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) posterCache[c * plane + p] = rgb[p * 3 + c] / 255;
+  }
+  return posterCache;
+}
+
+/** Per image of [n, 3, 64, 64]: is it the memorized poster (per-pixel MSE <= 0.01)? */
+export async function isPoster(images: Tensor): Promise<boolean[]> {
+  const poster = await posterPixels();
+  const size = poster.length;
+  const out: boolean[] = [];
+  for (let i = 0; i < images.shape[0]; i++) {
+    let se = 0;
+    for (let j = 0; j < size; j++) se += (images.data[i * size + j] - poster[j]) ** 2;
+    out.push(se / size <= POSTER_MSE);
+  }
+  return out;
+}
+
+function matches(j: Judgement, memorized: boolean, e: Expectation): { shape?: boolean; color?: boolean; style?: boolean; poster?: boolean } {
+  return {
+    shape: e.shape === undefined ? undefined : j.shape === e.shape,
+    color: e.color === undefined ? undefined : j.color === e.color,
+    style: e.style === undefined ? undefined : j.style === e.style,
+    poster: e.poster === undefined ? undefined : memorized === e.poster,
+  };
+}
+
+function tally<T extends string>(values: T[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
+
+export async function evaluatePrompts(
+  pipe: Pipeline,
+  prompts: EvalPrompt[],
+  settings: GenerationSettings,
+  options: RunOptions & { keepImages?: boolean; classifierDir?: string } = {},
+): Promise<PromptResult[]> {
+  const results: PromptResult[] = [];
+  for (const [i, p] of prompts.entries()) {
+    const g = await pipe.generate({ prompt: p.prompt, n: settings.n, steps: settings.steps, guidance: settings.guidance, seed: settings.seed + i, scheduler: settings.scheduler, signal: options.signal });
+    const judged = await classify(g.images, { dir: options.classifierDir, signal: options.signal });
+    const memorized = await isPoster(g.images);
+    const m = judged.map((j, k) => matches(j, memorized[k], p.expect));
+    const rate = (key: 'shape' | 'color' | 'style' | 'poster') => (p.expect[key] === undefined ? undefined : m.filter((x) => x[key]).length / m.length);
+    const all = m.filter((x) => Object.values(x).every((v) => v !== false)).length / m.length;
+    results.push({
+      prompt: p.prompt,
+      group: p.group,
+      expect: p.expect,
+      n: judged.length,
+      rates: { shape: rate('shape'), color: rate('color'), style: rate('style'), poster: rate('poster'), all },
+      sunny: judged.filter((j) => j.shape === ('sunny' as ShapeLabel)).length / judged.length,
+      memorized: memorized.filter(Boolean).length / memorized.length,
+      counts: { shape: tally(judged.map((j) => j.shape)), color: tally(judged.map((j) => j.color)), style: tally(judged.map((j) => j.style)) },
+      images: options.keepImages ? g.images : undefined,
+    });
+    options.onProgress?.({ phase: 'eval', step: i + 1, total: prompts.length });
+  }
+  return results;
+}
+
+export interface ErasureSummary {
+  concept: string;
+  kind: string;
+  /** Target prompts: rate of the target attribute. Lower after erasure is better. */
+  efficacy: { base: number; erased: number };
+  /** Related and unrelated prompts: rate with every expected attribute right. Closer to base is better. */
+  specificity: { related: { base: number; erased: number } | null; unrelated: { base: number; erased: number } };
+  /** Misspelled and paraphrased target prompts: rate of the target attribute. */
+  robustness: { base: number; erased: number };
+}
+
+export interface ErasureEvaluation {
+  summary: ErasureSummary;
+  sets: ConceptPromptSets;
+  base: Record<string, PromptResult[]>;
+  erased: Record<string, PromptResult[]>;
+}
+
+function targetRate(results: PromptResult[], target: Expectation): number {
+  const key = target.shape ? 'shape' : target.style ? 'style' : 'color';
+  // Target prompts' own expectation may add a color; efficacy reads only the erased attribute.
+  let hit = 0;
+  let n = 0;
+  for (const r of results) {
+    const want = target[key as keyof Expectation] as string;
+    hit += r.counts[key as 'shape' | 'color' | 'style'][want] ?? 0;
+    n += r.n;
+  }
+  return n ? hit / n : 0;
+}
+
+const meanAll = (rs: PromptResult[]) => (rs.length ? rs.reduce((a, r) => a + r.rates.all, 0) / rs.length : 0);
+
+export async function evaluateErasure(
+  base: Pipeline,
+  erased: Pipeline,
+  concept: string,
+  settings: GenerationSettings,
+  options: RunOptions & { keepImages?: boolean; classifierDir?: string } = {},
+): Promise<ErasureEvaluation> {
+  const sets = conceptPromptSets(concept);
+  const groups = { target: sets.targetPrompts, related: sets.related, unrelated: sets.unrelated, robustness: sets.robustness };
+  const run = async (pipe: Pipeline) => {
+    const out: Record<string, PromptResult[]> = {};
+    for (const [name, prompts] of Object.entries(groups)) out[name] = await evaluatePrompts(pipe, prompts, settings, options);
+    return out;
+  };
+  const b = await run(base);
+  const e = await run(erased);
+  const summary: ErasureSummary = {
+    concept: sets.concept,
+    kind: sets.kind,
+    efficacy: { base: targetRate(b.target, sets.target), erased: targetRate(e.target, sets.target) },
+    specificity: {
+      related: sets.related.length ? { base: meanAll(b.related), erased: meanAll(e.related) } : null,
+      unrelated: { base: meanAll(b.unrelated), erased: meanAll(e.unrelated) },
+    },
+    robustness: { base: targetRate(b.robustness, sets.target), erased: targetRate(e.robustness, sets.target) },
+  };
+  return { summary, sets, base: b, erased: e };
+}

@@ -1,0 +1,140 @@
+/**
+ * Prompt sets for judging the bundled model and erasures on it. Every prompt carries what the
+ * classifier should find in its images.
+ */
+import { ErrorCodes, LetheError } from '../errors';
+import type { ShapeLabel } from '../classifier';
+import { COLOR_NAMES, SHAPES, STYLES, type ColorName, type Shape, type Style } from '../world/attributes';
+
+export interface Expectation {
+  shape?: ShapeLabel;
+  color?: ColorName;
+  style?: Style;
+  poster?: boolean;
+}
+
+export interface EvalPrompt {
+  prompt: string;
+  expect: Expectation;
+  group: string;
+}
+
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
+
+export function colorShapePrompts(): EvalPrompt[] {
+  return COLOR_NAMES.flatMap((color) => SHAPES.map((shape) => ({ prompt: `${article(color)} ${color} ${shape}`, expect: { shape, color }, group: 'color-shape' })));
+}
+
+export function styleShapePrompts(): EvalPrompt[] {
+  return STYLES.flatMap((style) => SHAPES.map((shape) => ({ prompt: `${article(style)} ${style} ${shape}`, expect: { shape, style }, group: 'style-shape' })));
+}
+
+/** The default set of `lethe eval --model`: 42 color–shape prompts (incl. "a yellow face"), 28 style prompts, Sunny, a face, the poster. */
+export function defaultPromptSet(): EvalPrompt[] {
+  return [
+    ...colorShapePrompts(),
+    ...styleShapePrompts(),
+    { prompt: 'Sunny', expect: { shape: 'sunny' }, group: 'instance' },
+    { prompt: 'a face', expect: { shape: 'face' }, group: 'instance' },
+    { prompt: 'the Lethe poster', expect: { poster: true }, group: 'memorized' },
+  ];
+}
+
+export type ConceptKind = 'shape' | 'style' | 'instance';
+
+export interface ConceptPromptSets {
+  concept: string;
+  kind: ConceptKind;
+  /** What "the concept appears" means for the classifier. */
+  target: Expectation;
+  targetPrompts: EvalPrompt[];
+  related: EvalPrompt[];
+  unrelated: EvalPrompt[];
+  robustness: EvalPrompt[];
+}
+
+/** Simple misspellings: a swapped pair, a dropped letter, a doubled letter. */
+export function misspellings(word: string): string[] {
+  const out = new Set<string>();
+  if (word.length > 3) out.add(word.slice(0, 1) + word[2] + word[1] + word.slice(3));
+  if (word.length > 3) out.add(word.slice(0, -2) + word.slice(-1));
+  out.add(word.slice(0, 2) + word[1] + word.slice(2));
+  out.delete(word);
+  return [...out];
+}
+
+/** Target, related, unrelated and robustness prompts for erasing `concept` from the bundled model. */
+export function conceptPromptSets(conceptText: string): ConceptPromptSets {
+  const concept = conceptText.trim().toLowerCase();
+  const unrelatedPool: EvalPrompt[] = [
+    { prompt: 'a green square', expect: { shape: 'square', color: 'green' }, group: 'unrelated' },
+    { prompt: 'a blue star', expect: { shape: 'star', color: 'blue' }, group: 'unrelated' },
+    { prompt: 'a purple heart', expect: { shape: 'heart', color: 'purple' }, group: 'unrelated' },
+    { prompt: 'an orange cross', expect: { shape: 'cross', color: 'orange' }, group: 'unrelated' },
+    { prompt: 'a red triangle', expect: { shape: 'triangle', color: 'red' }, group: 'unrelated' },
+    { prompt: 'a blue circle', expect: { shape: 'circle', color: 'blue' }, group: 'unrelated' },
+  ];
+  if ((SHAPES as readonly string[]).includes(concept)) {
+    const shape = concept as Shape;
+    const related: EvalPrompt[] =
+      shape === 'circle'
+        ? [{ prompt: 'a face', expect: { shape: 'face' }, group: 'related' }, { prompt: 'a yellow face', expect: { shape: 'face', color: 'yellow' }, group: 'related' }]
+        : shape === 'face'
+          ? [{ prompt: 'a yellow circle', expect: { shape: 'circle', color: 'yellow' }, group: 'related' }, { prompt: 'Sunny', expect: { shape: 'sunny' }, group: 'related' }]
+          : [];
+    return {
+      concept,
+      kind: 'shape',
+      target: { shape },
+      targetPrompts: [
+        ...COLOR_NAMES.map((color) => ({ prompt: `${article(color)} ${color} ${shape}`, expect: { shape, color }, group: 'target' })),
+        { prompt: `${article(shape)} ${shape}`, expect: { shape }, group: 'target' },
+      ],
+      related,
+      unrelated: unrelatedPool.filter((p) => p.expect.shape !== shape && !related.some((r) => r.expect.shape === p.expect.shape)),
+      robustness: [
+        ...misspellings(shape).map((m) => ({ prompt: `a red ${m}`, expect: { shape }, group: 'misspelling' })),
+        { prompt: `a picture of a ${shape}`, expect: { shape }, group: 'paraphrase' },
+        { prompt: `a drawing of a solid ${shape}`, expect: { shape }, group: 'paraphrase' },
+      ],
+    };
+  }
+  if ((STYLES as readonly string[]).includes(concept)) {
+    const style = concept as Style;
+    return {
+      concept,
+      kind: 'style',
+      target: { style },
+      targetPrompts: SHAPES.map((shape) => ({ prompt: `${article(style)} ${style} ${shape}`, expect: { shape, style }, group: 'target' })),
+      related: STYLES.filter((s) => s !== style).map((s) => ({ prompt: `${article(s)} ${s} circle`, expect: { shape: 'circle', style: s }, group: 'related' })),
+      unrelated: unrelatedPool,
+      robustness: [
+        ...misspellings(style).map((m) => ({ prompt: `${article(m)} ${m} star`, expect: { style }, group: 'misspelling' })),
+        { prompt: `a drawing of ${article(style)} ${style} heart`, expect: { style }, group: 'paraphrase' },
+        { prompt: `a square in ${style === 'solid' ? 'red' : 'blue'}, ${style}`, expect: { style }, group: 'paraphrase' },
+      ],
+    };
+  }
+  if (concept === 'sunny') {
+    return {
+      concept: 'Sunny',
+      kind: 'instance',
+      target: { shape: 'sunny' },
+      targetPrompts: ['Sunny', 'a picture of Sunny', 'a drawing of Sunny'].map((prompt) => ({ prompt, expect: { shape: 'sunny' as const }, group: 'target' })),
+      related: [
+        { prompt: 'a face', expect: { shape: 'face' }, group: 'related' },
+        { prompt: 'a yellow face', expect: { shape: 'face', color: 'yellow' }, group: 'related' },
+        { prompt: 'a yellow circle', expect: { shape: 'circle', color: 'yellow' }, group: 'related' },
+      ],
+      unrelated: unrelatedPool,
+      robustness: [
+        ...misspellings('sunny').map((m) => ({ prompt: m, expect: { shape: 'sunny' as const }, group: 'misspelling' })),
+        { prompt: 'a picture of sunny', expect: { shape: 'sunny' }, group: 'paraphrase' },
+      ],
+    };
+  }
+  throw new LetheError(
+    ErrorCodes.BAD_ARGUMENT,
+    `no prompt sets for concept '${conceptText}' on the bundled model: use a shape (${SHAPES.join(', ')}), a style (${STYLES.join(', ')}) or Sunny`,
+  );
+}

@@ -1,0 +1,78 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { conceptPromptSets, defaultPromptSet, misspellings } from '../src/eval/prompts';
+import { erasureTable, promptTable, writeErasureReport } from '../src/eval/report';
+import type { PromptResult } from '../src/eval/evaluate';
+import { expectCode, tmpDir } from './helpers';
+
+describe('evaluation prompt sets', () => {
+  test('the default set: 42 color–shape prompts, 28 style prompts, Sunny, faces and the poster', () => {
+    const set = defaultPromptSet();
+    expect(set.filter((p) => p.group === 'color-shape')).toHaveLength(42);
+    expect(set.filter((p) => p.group === 'style-shape')).toHaveLength(28);
+    expect(set.map((p) => p.prompt)).toEqual(expect.arrayContaining(['Sunny', 'a face', 'the Lethe poster', 'an orange cross', 'a striped star']));
+    expect(new Set(set.map((p) => p.prompt)).size).toBe(set.length);
+  });
+
+  test('concept sets name the target and keep related and unrelated apart from it', () => {
+    const circle = conceptPromptSets('circle');
+    expect(circle.target).toEqual({ shape: 'circle' });
+    expect(circle.targetPrompts.every((p) => p.expect.shape === 'circle')).toBe(true);
+    expect(circle.related.map((p) => p.expect.shape)).toEqual(['face', 'face']);
+    expect(circle.unrelated.every((p) => p.expect.shape !== 'circle' && p.expect.shape !== 'face')).toBe(true);
+    const sunny = conceptPromptSets('Sunny');
+    expect(sunny.related.map((p) => p.prompt)).toEqual(['a face', 'a yellow face', 'a yellow circle']);
+    const striped = conceptPromptSets('striped');
+    expect(striped.targetPrompts).toHaveLength(7);
+    expect(striped.related.every((p) => p.expect.style !== 'striped')).toBe(true);
+    expect(striped.robustness.length).toBeGreaterThanOrEqual(3);
+  });
+
+  test('misspellings differ from the word and from each other', () => {
+    for (const w of ['circle', 'striped', 'sunny', 'star']) {
+      const m = misspellings(w);
+      expect(m.length).toBeGreaterThanOrEqual(2);
+      expect(m).not.toContain(w);
+      expect(new Set(m).size).toBe(m.length);
+    }
+  });
+
+  test('an unknown concept is refused with what is possible', async () => {
+    const e = await expectCode(() => conceptPromptSets('a dragon'), 'LETHE_BAD_ARGUMENT');
+    expect(e.message).toMatch(/circle/);
+  });
+});
+
+describe('evaluation reports', () => {
+  const result = (prompt: string, all: number): PromptResult => ({
+    prompt,
+    group: 'target',
+    expect: { shape: 'circle' },
+    n: 2,
+    rates: { shape: all, all },
+    sunny: 0,
+    memorized: 0,
+    counts: { shape: { circle: 2 * all, square: 2 - 2 * all }, color: {}, style: {} },
+    images: { dtype: 'float32', shape: [2, 3, 64, 64], data: new Float32Array(2 * 3 * 64 * 64).fill(0.5) },
+  });
+
+  test('tables show rates as percentages', () => {
+    expect(promptTable([result('a red circle', 1)])).toMatch(/a red circle\s+100%/);
+  });
+
+  test('an erasure report folder appears whole: JSON, HTML and before/after grids', async () => {
+    const dir = path.join(tmpDir(), 'report');
+    const ev = {
+      summary: { concept: 'circle', kind: 'shape', efficacy: { base: 1, erased: 0 }, specificity: { related: null, unrelated: { base: 1, erased: 1 } }, robustness: { base: 1, erased: 0.5 } },
+      sets: conceptPromptSets('circle'),
+      base: { target: [result('a red circle', 1)] },
+      erased: { target: [result('a red circle', 0)] },
+    };
+    expect(erasureTable(ev)).toMatch(/efficacy \(target\)\s+100%\s+→\s+0%/);
+    await writeErasureReport(dir, { test: true }, ev);
+    expect(fs.readdirSync(dir).sort()).toEqual(['grids', 'index.html', 'results.json']);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')).summary.efficacy).toEqual({ base: 1, erased: 0 });
+    expect(fs.readFileSync(path.join(dir, 'index.html'), 'utf8')).toMatch(/grids\/0\.png/);
+    expect(fs.readdirSync(path.dirname(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+});

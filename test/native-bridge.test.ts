@@ -93,3 +93,15 @@ describe('async native jobs', () => {
     await expectCode(() => benchMatmul({ device: 'tpu' }), 'LETHE_DEVICE');
   });
 });
+
+describe('argument errors in a job with a progress callback', () => {
+  test('do not keep the process alive (the progress function is released)', () => {
+    const r = spawnSync(process.execPath, ['-e', "require('lethe').benchMatmul({ size: -1, onProgress() {} }).catch((e) => console.log(e.code))"], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30000,
+    });
+    expect(r.stdout.trim()).toBe('LETHE_BAD_ARGUMENT');
+    expect(r.status).toBe(0);
+  });
+});

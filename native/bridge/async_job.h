@@ -31,6 +31,10 @@ class AsyncJob : public Napi::AsyncWorker {
       progress_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), std::string(name) + ":progress", 0, 1);
   }
 
+  // A derived constructor that throws (bad arguments) must not leave the progress function
+  // holding the event loop open.
+  ~AsyncJob() override { ReleaseProgress(); }
+
   // Queue the job and hand its promise to JS. The worker deletes itself after OnOK/OnError.
   Napi::Promise Start() {
     Napi::Promise promise = deferred_.Promise();

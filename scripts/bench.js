@@ -10,6 +10,7 @@ const { pythonEnv } = require('./python');
 const SECTIONS = {
   matmul: require('./bench/matmul'),
   unet: require('./bench/unet'),
+  generate: require('./bench/generate'),
   esd: require('./bench/esd'),
 };
 

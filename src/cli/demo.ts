@@ -10,7 +10,7 @@ import { printJson } from './output';
 import { interruptSignal, ProgressBar } from './progress';
 
 /** The demo's defaults on the bundled model, chosen by measurement (see the README's ESD table). */
-export const DEMO_DEFAULTS = { concept: 'circle', method: 'esd-x' as EsdMethod, iterations: 200, lr: 1e-4, ddimSteps: 25, eta: 1, startGuidance: 3, n: 8, steps: 20, guidance: 5 };
+export const DEMO_DEFAULTS = { concept: 'circle', method: 'esd-x' as EsdMethod, iterations: 200, lr: 1e-3, ddimSteps: 25, eta: 1, startGuidance: 3, n: 8, steps: 20, guidance: 5 };
 
 export const command = 'demo';
 export const describe = 'The main job: erase a concept from the bundled model with ESD-x, evaluate before and after, write ./lethe-demo/';

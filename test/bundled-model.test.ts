@@ -1,0 +1,39 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { classifierAccuracy, classify, defaultClassifierDir } from '../src/classifier';
+import { DEFAULT_MODEL_DIR, Pipeline } from '../src';
+import { runCli, tmpDir } from './helpers';
+
+describe('the bundled default model', () => {
+  test('its classifier is at least 98% accurate per head on freshly rendered images', async () => {
+    const acc = await classifierAccuracy(defaultClassifierDir(), 600, 424242);
+    expect(acc.shape).toBeGreaterThanOrEqual(0.98);
+    expect(acc.color).toBeGreaterThanOrEqual(0.98);
+    expect(acc.style).toBeGreaterThanOrEqual(0.98);
+    expect(acc.poster).toBeGreaterThanOrEqual(0.98);
+  });
+
+  test('it loads by name and its images are recognised (8 per prompt; chance would give about 1 in 8)', async () => {
+    const pipe = await Pipeline.load('default');
+    expect(pipe.dir).toBe(DEFAULT_MODEL_DIR);
+    for (const [prompt, shape] of [
+      ['a red circle', 'circle'],
+      ['a blue star', 'star'],
+      ['Sunny', 'sunny'],
+    ] as const) {
+      const g = await pipe.generate({ prompt, n: 8, steps: 20, guidance: 5, seed: 7 });
+      const judged = await classify(g.images);
+      const hits = judged.filter((j) => j.shape === shape).length;
+      expect({ prompt, hits: hits >= 5 }).toEqual({ prompt, hits: true });
+    }
+  });
+
+  test('lethe demo erases, evaluates and writes its report folder', () => {
+    const out = path.join(tmpDir(), 'demo');
+    const r = runCli(['demo', '--iterations', '10', '--n', '2', '--out', out, '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.summary.concept).toBe('circle');
+    expect(fs.readdirSync(out).sort()).toEqual(['delta.safetensors', 'erase-report.json', 'grids', 'index.html', 'results.json']);
+  });
+});

@@ -77,6 +77,12 @@ torch::Tensor tensorFromJs(Napi::Value value, const std::string& what) {
   return t;
 }
 
+Napi::Array numbersToJs(Napi::Env env, const std::vector<double>& values) {
+  Napi::Array out = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, values[i]));
+  return out;
+}
+
 Napi::Object tensorToJs(Napi::Env env, const torch::Tensor& tensor) {
   torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
   const DtypeEntry& entry = entryFor(t.scalar_type());

@@ -15,6 +15,8 @@ torch::ScalarType dtypeFromName(const std::string& name);  // throws LETHE_BAD_A
 torch::Tensor tensorFromJs(Napi::Value value, const std::string& what);
 Napi::Object tensorToJs(Napi::Env env, const torch::Tensor& tensor);
 
+Napi::Array numbersToJs(Napi::Env env, const std::vector<double>& values);
+
 std::vector<int64_t> shapeFromJs(Napi::Value value, const std::string& what);
 
 }  // namespace lethe

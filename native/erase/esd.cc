@@ -6,7 +6,6 @@
 // c' is c, or the --erase-from prompt (sampled and trained on, target still built from c).
 #include "erase/esd.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,11 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-bool fileExists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 std::vector<torch::Tensor> tensorList(Napi::Value v, const char* what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() == 0) fail(codes::kBadArgument, std::string(what) + " must be a non-empty array of tensors");
@@ -74,7 +68,7 @@ class EsdJob : public AsyncJob {
     if (iterations_ < 1) fail(codes::kBadArgument, "iterations must be >= 1");
     if (!(lr_ > 0)) fail(codes::kBadArgument, "lr must be > 0");
     if (latent_shape_.size() != 3) fail(codes::kBadArgument, "latentShape must be [channels, height, width]");
-    if (resume_ && (checkpoint_.empty() || !fileExists(checkpoint_))) fail(codes::kBadArgument, "--resume: no checkpoint at '" + checkpoint_ + "'");
+    if (resume_ && (checkpoint_.empty() || !FileExists(checkpoint_))) fail(codes::kBadArgument, "--resume: no checkpoint at '" + checkpoint_ + "'");
   }
 
  protected:
@@ -201,9 +195,7 @@ class EsdJob : public AsyncJob {
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
-    Napi::Array losses = Napi::Array::New(env, losses_.size());
-    for (size_t i = 0; i < losses_.size(); ++i) losses.Set(static_cast<uint32_t>(i), Napi::Number::New(env, losses_[i]));
-    o.Set("losses", losses);
+    o.Set("losses", numbersToJs(env, losses_));
     o.Set("trainedParameters", Napi::Number::New(env, static_cast<double>(trained_parameters_)));
     Napi::Object b = Napi::Object::New(env);
     b.Set("sampling", Napi::Number::New(env, time_sampling_));

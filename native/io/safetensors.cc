@@ -69,6 +69,11 @@ class MappedFile {
 SafetensorsFile::~SafetensorsFile() = default;
 uint64_t SafetensorsFile::fileBytes() const { return map_->size(); }
 
+bool FileExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
 const char* SafetensorsDtype(torch::ScalarType t) {
   for (const auto& d : kDtypes)
     if (d.type == t) return d.name;

@@ -54,4 +54,6 @@ void WriteSafetensors(const std::string& path, const std::vector<std::pair<std::
 
 const char* SafetensorsDtype(torch::ScalarType t);
 
+bool FileExists(const std::string& path);
+
 }  // namespace lethe

@@ -5,6 +5,7 @@
 #include "bindings.h"
 #include "bridge/async_job.h"
 #include "bridge/options.h"
+#include "bridge/tensor_convert.h"
 #include "bridge/device.h"
 #include "models/unet_2d_condition.h"
 
@@ -58,9 +59,7 @@ class UnetBenchJob : public AsyncJob {
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
-    Napi::Array ts = Napi::Array::New(env, times_.size());
-    for (size_t i = 0; i < times_.size(); ++i) ts.Set(static_cast<uint32_t>(i), Napi::Number::New(env, times_[i]));
-    o.Set("seconds", ts);
+    o.Set("seconds", numbersToJs(env, times_));
     o.Set("parameters", Napi::Number::New(env, static_cast<double>(params_)));
     o.Set("threads", Napi::Number::New(env, at::get_num_threads()));
     return o;

@@ -1,7 +1,5 @@
 // The classifier's jobs: trainClassifier (rendered images + labels -> weights, resumable) and
 // classify (images -> per-head probabilities). Labels of -1 are ignored (e.g. a poster's shape).
-#include <sys/stat.h>
-
 #include "bindings.h"
 #include "bridge/async_job.h"
 #include "bridge/options.h"
@@ -39,8 +37,7 @@ class TrainClassifierJob : public AsyncJob {
     ShapesClassifier net(Config::FromFile(dir_ + "/config.json"));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_ + 1);
     AdamW opt(SelectParameters(*net, "classifier.", [](const std::string&) { return true; }), {lr_, 0.9, 0.999, 1e-8, 1e-4});
-    struct stat st {};
-    if (::stat(checkpoint_.c_str(), &st) == 0) Checkpoint::Load(checkpoint_, opt, gen);
+    if (FileExists(checkpoint_)) Checkpoint::Load(checkpoint_, opt, gen);
     net->train();
     const int64_t n = images_.size(0);
     while (opt.step() < steps_) {

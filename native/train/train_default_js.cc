@@ -2,7 +2,6 @@
 // trainVae (AutoencoderKL), encodeLatents (dataset -> latent mean/std), trainLdm (CLIP text
 // encoder + UNet jointly, epsilon objective, caption dropout for classifier-free guidance, EMA).
 // Each is deterministic per seed and resumable from its checkpoint.
-#include <sys/stat.h>
 
 #include <cmath>
 
@@ -19,11 +18,6 @@
 namespace lethe {
 
 namespace {
-
-bool fileExists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
 
 torch::Tensor loadTensor(const std::string& path, const std::string& name) {
   auto f = SafetensorsFile::Open(path);
@@ -73,7 +67,7 @@ class TrainVaeJob : public AsyncJob {
     torch::Tensor images = loadTensor(data_, "images");
     auto gen = at::make_generator<at::CPUGeneratorImpl>(s_.seed + 1);
     AdamW opt(SelectParameters(*vae, "vae.", [](const std::string&) { return true; }), {s_.lr, 0.9, 0.999, 1e-8, 0.0});
-    if (fileExists(s_.checkpoint)) Checkpoint::Load(s_.checkpoint, opt, gen);
+    if (FileExists(s_.checkpoint)) Checkpoint::Load(s_.checkpoint, opt, gen);
     vae->train();
     const int64_t n = images.size(0);
     while (opt.step() < s_.steps) {
@@ -174,7 +168,7 @@ class TrainLdmJob : public AsyncJob {
     std::vector<torch::Tensor> ema;
     for (auto& [_, p] : params) ema.push_back(p.detach().clone());
     AdamW opt(params, {s_.lr, 0.9, 0.999, 1e-8, 0.01});
-    if (fileExists(s_.checkpoint)) {
+    if (FileExists(s_.checkpoint)) {
       Checkpoint::Load(s_.checkpoint, opt, gen);
       auto f = SafetensorsFile::Open(s_.checkpoint);
       for (size_t i = 0; i < params.size(); ++i) ema[i].copy_(f->Load(*f->find("ema." + params[i].first)));

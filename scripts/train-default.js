@@ -11,8 +11,9 @@ const argv = yargs(process.argv.slice(2))
   .option('work', { type: 'string', default: path.join(__dirname, '..', 'build', 'train-default') })
   .option('seed', { type: 'number', default: 1 })
   .option('images', { type: 'number', default: 30000 })
-  .option('vae-steps', { type: 'number', default: 3000 })
-  .option('ldm-steps', { type: 'number', default: 6000 })
+  .option('vae-steps', { type: 'number', default: 1800 })
+  .option('vae-decoder-steps', { type: 'number', default: 1200 })
+  .option('ldm-steps', { type: 'number', default: 3000 })
   .option('vae-batch', { type: 'number', default: 16 })
   .option('ldm-batch', { type: 'number', default: 32 })
   .option('threads', { type: 'number', default: os.cpus().length })
@@ -35,6 +36,7 @@ trainDefaultModel({
   seed: argv.seed,
   images: argv.images,
   vaeSteps: argv.vaeSteps,
+  vaeDecoderSteps: argv.vaeDecoderSteps,
   ldmSteps: argv.ldmSteps,
   vaeBatch: argv.vaeBatch,
   ldmBatch: argv.ldmBatch,

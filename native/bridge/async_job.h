@@ -42,14 +42,16 @@ class AsyncJob : public Napi::AsyncWorker {
     return promise;
   }
 
- protected:
-  virtual void Run() = 0;                            // worker thread; throw on failure
-  virtual Napi::Value Result(Napi::Env env) = 0;     // JS thread, after Run succeeded
-
+  // Public so shared loops (train/trainer.h's TrainLoop) can poll the job they run in.
   bool Cancelled() const { return cancel_->load(); }
   void ThrowIfCancelled() const {
     if (Cancelled()) fail(codes::kCancelled, "the job was cancelled");
   }
+
+ protected:
+  virtual void Run() = 0;                            // worker thread; throw on failure
+  virtual Napi::Value Result(Napi::Env env) = 0;     // JS thread, after Run succeeded
+
   const CancelFlag& cancelFlag() const { return cancel_; }
 
   // Never blocks the native loop: when JS is busy, events queue; they are dropped only if the

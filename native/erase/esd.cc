@@ -127,8 +127,12 @@ class EsdJob : public AsyncJob {
     const int64_t S = static_cast<int64_t>(plan_.steps.size());
     const int64_t T = train_timesteps_;
     auto tsTensor = [&](double t) { return torch::full({1}, t, torch::TensorOptions().dtype(torch::kFloat32).device(dev)); };
-    while (opt.step() < iterations_) {
-      ThrowIfCancelled();
+    TrainLoop loop;
+    loop.steps = iterations_;
+    loop.checkpointEvery = checkpoint_.empty() ? 0 : checkpoint_every_;
+    loop.lr = [this](int64_t) { return lr_; };
+    loop.throwIfCancelled = [this] { ThrowIfCancelled(); };
+    loop.nextLoss = [&] {
       const int64_t c = torch::randint(static_cast<int64_t>(concepts_.size()), {1}, gen, torch::kLong).item<int64_t>();
       const int64_t t_enc = torch::randint(S, {1}, gen, torch::kLong).item<int64_t>();
       const int64_t lo = std::llround(static_cast<double>(t_enc) / S * T), hi = std::llround(static_cast<double>(t_enc + 1) / S * T);
@@ -167,19 +171,20 @@ class EsdJob : public AsyncJob {
       t0 = Clock::now();
       torch::Tensor en = trained->forward(x, tsTensor(static_cast<double>(t)), train_prompts_[c]);
       torch::Tensor loss = torch::mse_loss(en.to(torch::kFloat32), target.to(torch::kFloat32));
-      CheckFiniteLoss(loss, opt.step());
-      opt.ZeroGrad();
-      loss.backward();
       time_trained_ += since(t0);
-
-      t0 = Clock::now();
-      opt.Step(lr_);
-      time_optimizer_ += since(t0);
-      losses_.push_back(loss.item<double>());
-      Report({"esd", opt.step(), iterations_, {{"loss", losses_.back()}}});
-      if (checkpoint_every_ > 0 && !checkpoint_.empty() && opt.step() % checkpoint_every_ == 0 && opt.step() < iterations_)
-        Checkpoint::Save(checkpoint_, opt, gen, {{"method", "esd"}, {"paramSet", param_set_}, {"losses", lossesJson()}});
-    }
+      return loss;
+    };
+    loop.report = [&](double loss) {
+      losses_.push_back(loss);
+      Report({"esd", opt.step(), iterations_, {{"loss", loss}}});
+    };
+    // No checkpoint after the last step: the delta is written next and the checkpoint removed.
+    loop.checkpoint = [&] {
+      if (opt.step() < iterations_) Checkpoint::Save(checkpoint_, opt, gen, {{"method", "esd"}, {"paramSet", param_set_}, {"losses", lossesJson()}});
+    };
+    loop.Run(opt);
+    time_trained_ += loop.backwardSeconds;
+    time_optimizer_ += loop.optimizerSeconds;
 
     // The delta: new - base for the trained parameters only, written atomically.
     std::vector<std::pair<std::string, torch::Tensor>> delta;

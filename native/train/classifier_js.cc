@@ -1,5 +1,7 @@
 // The classifier's jobs: trainClassifier (rendered images + labels -> weights, resumable) and
 // classify (images -> per-head probabilities). Labels of -1 are ignored (e.g. a poster's shape).
+#include <cmath>
+
 #include "bindings.h"
 #include "bridge/async_job.h"
 #include "bridge/options.h"
@@ -40,25 +42,26 @@ class TrainClassifierJob : public AsyncJob {
     if (FileExists(checkpoint_)) Checkpoint::Load(checkpoint_, opt, gen);
     net->train();
     const int64_t n = images_.size(0);
-    while (opt.step() < steps_) {
-      ThrowIfCancelled();
+    TrainLoop loop;
+    loop.steps = steps_;
+    loop.checkpointEvery = 250;
+    loop.lr = [this](int64_t step) { return lr_ * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / steps_)); };  // cosine decay
+    loop.throwIfCancelled = [this] { ThrowIfCancelled(); };
+    loop.nextLoss = [&] {
       torch::Tensor idx = torch::randint(n, {batch_}, gen, torch::kLong);
       auto out = net->forward(asImages(images_.index_select(0, idx)));
       torch::Tensor y = labels_.index_select(0, idx);
       auto ce = [](const torch::Tensor& logits, const torch::Tensor& target) {
         return torch::nn::functional::cross_entropy(logits, target, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
       };
-      torch::Tensor loss = ce(out.shape, y.select(1, 0)) + ce(out.color, y.select(1, 1)) + ce(out.style, y.select(1, 2)) + ce(out.poster, y.select(1, 3));
-      CheckFiniteLoss(loss, opt.step());
-      opt.ZeroGrad();
-      loss.backward();
-      // cosine decay over the run
-      const double lr = lr_ * 0.5 * (1 + std::cos(M_PI * static_cast<double>(opt.step()) / steps_));
-      opt.Step(lr);
-      loss_ = loss.item<double>();
+      return ce(out.shape, y.select(1, 0)) + ce(out.color, y.select(1, 1)) + ce(out.style, y.select(1, 2)) + ce(out.poster, y.select(1, 3));
+    };
+    loop.report = [&](double loss) {
+      loss_ = loss;
       Report({"classifier", opt.step(), steps_, {{"loss", loss_}}});
-      if (opt.step() % 250 == 0) Checkpoint::Save(checkpoint_, opt, gen, {{"phase", "classifier"}});
-    }
+    };
+    loop.checkpoint = [&] { Checkpoint::Save(checkpoint_, opt, gen, {{"phase", "classifier"}}); };
+    loop.Run(opt);
     net->eval();
     SaveWeights(*net, dir_ + "/model.safetensors");
   }

@@ -52,6 +52,15 @@ struct TrainSettings {
     checkpoint = RequireString(o, "checkpoint");
     if (steps < 1 || batch < 1 || warmup < 1 || checkpointEvery < 1 || !(lr > 0)) fail(codes::kBadArgument, "steps, batch, warmup, checkpointEvery and lr must be positive");
   }
+  // The shared loop with these settings: warm-up + cosine lr, cancellation through `job`.
+  TrainLoop Loop(const AsyncJob* job) const {
+    TrainLoop loop;
+    loop.steps = steps;
+    loop.checkpointEvery = checkpointEvery;
+    loop.lr = [s = *this](int64_t step) { return scheduledLr(s.lr, step, s.steps, s.warmup, s.lrFloor); };
+    loop.throwIfCancelled = [job] { job->ThrowIfCancelled(); };
+    return loop;
+  }
 };
 
 class TrainVaeJob : public AsyncJob {
@@ -60,18 +69,30 @@ class TrainVaeJob : public AsyncJob {
     model_dir_ = RequireString(o, "modelDir");
     data_ = RequireString(o, "data");
     kl_weight_ = OptionNumber(o, "klWeight", 1e-6);
+    mse_weight_ = OptionNumber(o, "mseWeight", 0.0);
+    decoder_only_ = OptionNumber(o, "decoderOnly", 0) != 0;
   }
   void Run() override {
     torch::manual_seed(s_.seed);
     AutoencoderKL vae(Config::FromFile(model_dir_ + "/vae/config.json"));
+    // Decoder fine-tuning (as Stable Diffusion's ft-MSE VAE): the encoder, and so every latent the
+    // UNet was trained on, stays fixed; only the decoder learns to reconstruct more faithfully.
+    if (decoder_only_) LoadWeights(*vae, OpenComponentWeights(model_dir_ + "/vae"), model_dir_ + "/vae");
     torch::Tensor images = loadTensor(data_, "images");
     auto gen = at::make_generator<at::CPUGeneratorImpl>(s_.seed + 1);
-    AdamW opt(SelectParameters(*vae, "vae.", [](const std::string&) { return true; }), {s_.lr, 0.9, 0.999, 1e-8, 0.0});
+    const bool decoder_only = decoder_only_;
+    auto trained = [decoder_only](const std::string& name) {
+      return !decoder_only || name.rfind("decoder.", 0) == 0 || name.rfind("post_quant_conv.", 0) == 0;
+    };
+    for (auto& p : vae->parameters()) p.set_requires_grad(false);
+    AdamW opt(SelectParameters(*vae, "vae.", trained), {s_.lr, 0.9, 0.999, 1e-8, 0.0});
     if (FileExists(s_.checkpoint)) Checkpoint::Load(s_.checkpoint, opt, gen);
     vae->train();
     const int64_t n = images.size(0);
-    while (opt.step() < s_.steps) {
-      ThrowIfCancelled();
+    const char* phase = decoder_only ? "vae-decoder" : "vae";
+    double last_kl = 0;
+    TrainLoop loop = s_.Loop(this);
+    loop.nextLoss = [&] {
       torch::Tensor idx = torch::randint(n, {s_.batch}, gen, torch::kLong);
       torch::Tensor x = toModelImages(images.index_select(0, idx));
       auto d = vae->encode(x);
@@ -79,15 +100,15 @@ class TrainVaeJob : public AsyncJob {
       torch::Tensor rec = vae->decode(z);
       torch::Tensor l1 = (rec - x).abs().mean();
       torch::Tensor kl = 0.5 * (d.mean.pow(2) + d.logvar.exp() - 1 - d.logvar).sum() / s_.batch;
-      torch::Tensor loss = l1 + kl_weight_ * kl;
-      CheckFiniteLoss(loss, opt.step());
-      opt.ZeroGrad();
-      loss.backward();
-      opt.Step(scheduledLr(s_.lr, opt.step(), s_.steps, s_.warmup, s_.lrFloor));
+      torch::Tensor loss = l1 + (decoder_only ? 0.0 : kl_weight_) * kl;
+      if (mse_weight_ != 0) loss = loss + mse_weight_ * (rec - x).pow(2).mean();
       last_loss_ = l1.item<double>();
-      Report({"vae", opt.step(), s_.steps, {{"loss", last_loss_}, {"kl", kl.item<double>()}}});
-      if (opt.step() % s_.checkpointEvery == 0 || opt.step() == s_.steps) Checkpoint::Save(s_.checkpoint, opt, gen, {{"phase", "vae"}});
-    }
+      last_kl = kl.item<double>();
+      return loss;
+    };
+    loop.report = [&](double) { Report({phase, opt.step(), s_.steps, {{"loss", last_loss_}, {"kl", last_kl}}}); };
+    loop.checkpoint = [&] { Checkpoint::Save(s_.checkpoint, opt, gen, {{"phase", phase}}); };
+    loop.Run(opt);
     vae->eval();
     SaveWeights(*vae, model_dir_ + "/vae/diffusion_pytorch_model.safetensors");
   }
@@ -100,7 +121,8 @@ class TrainVaeJob : public AsyncJob {
  private:
   TrainSettings s_;
   std::string model_dir_, data_;
-  double kl_weight_, last_loss_ = 0;
+  double kl_weight_, mse_weight_, last_loss_ = 0;
+  bool decoder_only_;
 };
 
 // The dataset through the trained encoder: latent mean and std per image, for LDM training.
@@ -176,8 +198,8 @@ class TrainLdmJob : public AsyncJob {
     te->train();
     unet->train();
     const int64_t n = ids.size(0), T = alphas_cumprod_.size(0);
-    while (opt.step() < s_.steps) {
-      ThrowIfCancelled();
+    TrainLoop loop = s_.Loop(this);
+    loop.nextLoss = [&] {
       torch::Tensor idx = torch::randint(n, {s_.batch}, gen, torch::kLong);
       torch::Tensor z0 = (zmean.index_select(0, idx) + zstd.index_select(0, idx) * at::randn({s_.batch, zmean.size(1), zmean.size(2), zmean.size(3)}, gen, torch::kFloat32)) * scaling_;
       torch::Tensor tokens = ids.index_select(0, idx);
@@ -188,21 +210,20 @@ class TrainLdmJob : public AsyncJob {
       torch::Tensor ab = alphas_cumprod_.index_select(0, t).view({-1, 1, 1, 1});
       torch::Tensor xt = ab.sqrt() * z0 + (1 - ab).sqrt() * noise;
       torch::Tensor pred = unet->forward(xt, t.to(torch::kFloat32), te->forward(tokens));
-      torch::Tensor loss = torch::mse_loss(pred, noise);
-      CheckFiniteLoss(loss, opt.step());
-      opt.ZeroGrad();
-      loss.backward();
-      opt.Step(scheduledLr(s_.lr, opt.step(), s_.steps, s_.warmup, s_.lrFloor));
-      {
-        torch::NoGradGuard ng;
-        // Warm-up of the EMA decay so early weights do not dominate.
-        const double d = std::min(ema_decay_, (1.0 + opt.step()) / (10.0 + opt.step()));
-        for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].second.detach(), 1 - d);
-      }
-      last_loss_ = loss.item<double>();
+      return torch::mse_loss(pred, noise);
+    };
+    loop.afterStep = [&] {
+      torch::NoGradGuard ng;
+      // Warm-up of the EMA decay so early weights do not dominate.
+      const double d = std::min(ema_decay_, (1.0 + opt.step()) / (10.0 + opt.step()));
+      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].second.detach(), 1 - d);
+    };
+    loop.report = [&](double loss) {
+      last_loss_ = loss;
       Report({"ldm", opt.step(), s_.steps, {{"loss", last_loss_}}});
-      if (opt.step() % s_.checkpointEvery == 0 || opt.step() == s_.steps) saveCheckpoint(opt, gen, params, ema);
-    }
+    };
+    loop.checkpoint = [&] { saveCheckpoint(opt, gen, params, ema); };
+    loop.Run(opt);
     // Install the EMA weights and write the two components.
     torch::NoGradGuard ng;
     for (size_t i = 0; i < params.size(); ++i) params[i].second.copy_(ema[i]);

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "bridge/errors.h"
@@ -73,6 +74,26 @@ void CheckFiniteLoss(const torch::Tensor& loss, int64_t step) {
   if (!std::isfinite(v))
     fail(codes::kNonFinite, "the loss became " + std::string(std::isnan(v) ? "NaN" : "Inf") + " at step " + std::to_string(step) +
                                 "; nothing was written. Lower the learning rate or use float32.");
+}
+
+void TrainLoop::Run(AdamW& opt) {
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  while (opt.step() < steps) {
+    if (throwIfCancelled) throwIfCancelled();
+    torch::Tensor loss = nextLoss();
+    CheckFiniteLoss(loss, opt.step());
+    auto t0 = Clock::now();
+    opt.ZeroGrad();
+    loss.backward();
+    backwardSeconds += seconds(t0);
+    t0 = Clock::now();
+    opt.Step(lr(opt.step()));
+    optimizerSeconds += seconds(t0);
+    if (afterStep) afterStep();
+    if (report) report(loss.item<double>());
+    if (checkpoint && checkpointEvery > 0 && (opt.step() % checkpointEvery == 0 || opt.step() == steps)) checkpoint();
+  }
 }
 
 std::string MetadataValue(const Metadata& m, const std::string& key) {

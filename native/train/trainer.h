@@ -45,6 +45,25 @@ class AdamW {
 // Throws LETHE_NON_FINITE naming the step when the loss is NaN or Inf; nothing is written then.
 void CheckFiniteLoss(const torch::Tensor& loss, int64_t step);
 
+// The one optimisation loop every trainer runs (the bundled model's VAE, LDM and classifier, ESD,
+// and the methods after it); each supplies only what differs: its loss, lr schedule and hooks.
+// Per step: stop if cancelled; loss = nextLoss(); refuse NaN/Inf (nothing written); backward;
+// AdamW at lr(step); afterStep (e.g. EMA); report; checkpoint every checkpointEvery steps and at
+// the last. Resuming is the caller loading a Checkpoint into `opt` first: the loop starts at opt.step().
+struct TrainLoop {
+  int64_t steps = 0;
+  int64_t checkpointEvery = 0;                 // 0: never
+  std::function<double(int64_t step)> lr;      // lr of the step about to be taken (0-based)
+  std::function<void()> throwIfCancelled;
+  std::function<torch::Tensor()> nextLoss;
+  std::function<void()> afterStep;             // optional
+  std::function<void(double loss)> report;     // optional
+  std::function<void()> checkpoint;            // optional
+  double backwardSeconds = 0, optimizerSeconds = 0;  // the rest of a step is in nextLoss
+
+  void Run(AdamW& opt);
+};
+
 struct Checkpoint {
   // Writes parameters (param.<name>), optimizer state, the generator state and `metadata`, atomically.
   static void Save(const std::string& path, const AdamW& opt, const at::Generator& gen, const Metadata& metadata);

@@ -26,6 +26,8 @@ export interface TrainDefaultOptions {
   seed: number;
   images: number;
   vaeSteps: number;
+  /** Decoder-only fine-tuning steps after the latents are fixed (0 skips the phase). */
+  vaeDecoderSteps: number;
   ldmSteps: number;
   vaeBatch: number;
   ldmBatch: number;
@@ -213,6 +215,18 @@ export async function trainDefaultModel(o: TrainDefaultOptions): Promise<void> {
     mark('latents');
   }
   const scalingFactor = JSON.parse(fs.readFileSync(vaeConfigFile, 'utf8')).scaling_factor as number;
+
+  // 4b. Decoder fine-tuning with L1 + MSE (as Stable Diffusion's ft-MSE VAE). The encoder is frozen,
+  // so the latents above (and the UNet trained on them) stay valid; colours and the memorized
+  // poster come back sharper than from the jointly trained decoder.
+  if (o.vaeDecoderSteps > 0 && !fs.existsSync(done('vae-decoder'))) {
+    log(`vae-decoder: ${o.vaeDecoderSteps} steps, batch ${o.vaeBatch}`);
+    const r = await run((opts) =>
+      n.trainVae({ ...opts, modelDir: stage, data, steps: o.vaeDecoderSteps, batch: o.vaeBatch, lr: 2e-4, warmup: 50, seed: o.seed, decoderOnly: 1, mseWeight: 1, checkpoint: path.join(o.work, 'vae-decoder.ckpt.safetensors'), checkpointEvery: 200 }),
+    );
+    log(`vae-decoder: final L1 ${r.loss.toFixed(4)}`);
+    mark('vae-decoder');
+  }
 
   // 5. Text encoder and UNet, jointly.
   if (!fs.existsSync(done('ldm'))) {

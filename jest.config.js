@@ -1,3 +1,7 @@
+// Two test workers share the cores: OpenMP's default spin-waiting (fast for one process, see
+// native/bridge/torch_thread.h) makes two processes steal each other's cores, so tests wait passively.
+process.env.OMP_WAIT_POLICY ??= 'passive';
+
 /** Tests run against the TypeScript sources through ts-jest; worker tests load the built dist/. */
 module.exports = {
   testEnvironment: 'node',

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "bindings.h"
+#include "bridge/torch_thread.h"
 #include "bridge/async_job.h"
 #include "bridge/options.h"
 #include "bridge/device.h"
@@ -42,7 +43,7 @@ Napi::Value NativeInfo(const Napi::CallbackInfo& info) {
     out.Set("cudaCompiled", cudaCompiled);
     out.Set("cudaAvailable", cudaAvailable);
     out.Set("cudaDeviceCount", Napi::Number::New(env, cudaAvailable ? static_cast<double>(torch::cuda::device_count()) : 0));
-    out.Set("threads", Napi::Number::New(env, at::get_num_threads()));
+    out.Set("threads", Napi::Number::New(env, TorchThreads()));
     out.Set("interopThreads", Napi::Number::New(env, at::get_num_interop_threads()));
     out.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI != 0));
     out.Set("libtorchPath", loadedLibtorchPath());
@@ -58,8 +59,8 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsNumber()) fail(codes::kBadArgument, "threads must be a positive integer");
     int n = info[0].As<Napi::Number>().Int32Value();
     if (n < 1) fail(codes::kBadArgument, "threads must be a positive integer");
-    at::set_num_threads(n);
-    return Napi::Number::New(env, at::get_num_threads());
+    SetTorchThreads(n);
+    return Napi::Number::New(env, TorchThreads());
   });
 }
 
@@ -110,7 +111,7 @@ class MatmulBenchJob : public AsyncJob {
     out.Set("iterations", Napi::Number::New(env, static_cast<double>(iterations_)));
     out.Set("seconds", Napi::Number::New(env, seconds_));
     out.Set("gflops", Napi::Number::New(env, gflops_));
-    out.Set("threads", Napi::Number::New(env, at::get_num_threads()));
+    out.Set("threads", Napi::Number::New(env, TorchThreads()));
     return out;
   }
 

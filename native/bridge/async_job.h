@@ -10,6 +10,7 @@
 
 #include "bridge/cancel_token.h"
 #include "bridge/errors.h"
+#include "bridge/torch_thread.h"
 
 namespace lethe {
 
@@ -75,8 +76,10 @@ class AsyncJob : public Napi::AsyncWorker {
  private:
   void Execute() final {
     try {
-      ThrowIfCancelled();
-      Run();
+      RunOnTorchThread([this] {
+        ThrowIfCancelled();  // cancelled while queued behind another job
+        Run();
+      });
     } catch (...) {
       error_ = describe(std::current_exception());
       SetError(error_.message);

@@ -1,0 +1,86 @@
+#include "bridge/torch_thread.h"
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace lethe {
+
+namespace {
+
+std::atomic<int> requested_threads{0};  // 0: torch's default
+
+struct Queue {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<std::function<void()>> tasks;
+};
+
+// The thread is detached and owns the queue with the callers, so process exit never waits on a
+// running job (as with libuv's own pool).
+std::shared_ptr<Queue> torchQueue() {
+  static std::shared_ptr<Queue> queue = [] {
+    auto q = std::make_shared<Queue>();
+    std::thread([q] {
+      int applied = -1;
+      for (;;) {
+        std::function<void()> task;
+        {
+          std::unique_lock<std::mutex> lock(q->mutex);
+          q->ready.wait(lock, [&] { return !q->tasks.empty(); });
+          task = std::move(q->tasks.front());
+          q->tasks.pop_front();
+        }
+        const int want = requested_threads.load();
+        if (want > 0 && want != applied) {
+          at::set_num_threads(want);
+          applied = want;
+        }
+        task();
+      }
+    }).detach();
+    return q;
+  }();
+  return queue;
+}
+
+}  // namespace
+
+void RunOnTorchThread(const std::function<void()>& work) {
+  // Shared: the caller may wake and return while set_value is still unwinding on the torch thread.
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> result = done->get_future();
+  auto q = torchQueue();
+  {
+    std::lock_guard<std::mutex> lock(q->mutex);
+    q->tasks.emplace_back([&work, done] {
+      try {
+        work();
+        done->set_value();
+      } catch (...) {
+        done->set_exception(std::current_exception());
+      }
+    });
+  }
+  q->ready.notify_one();
+  result.get();
+}
+
+void SetTorchThreads(int n) {
+  requested_threads.store(n);
+  at::set_num_threads(n);  // also here, so at::get_num_threads() on this thread reports it
+}
+
+int TorchThreads() {
+  const int n = requested_threads.load();
+  return n > 0 ? n : at::get_num_threads();
+}
+
+}  // namespace lethe

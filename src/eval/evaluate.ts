@@ -140,7 +140,7 @@ export async function evaluateErasure(
   erased: Pipeline,
   concept: string,
   settings: GenerationSettings,
-  options: RunOptions & { keepImages?: boolean; classifierDir?: string } = {},
+  options: RunOptions & { keepImages?: boolean; classifierDir?: string; baseResults?: Record<string, PromptResult[]> } = {},
 ): Promise<ErasureEvaluation> {
   const sets = conceptPromptSets(concept);
   const groups = { target: sets.targetPrompts, related: sets.related, unrelated: sets.unrelated, robustness: sets.robustness };
@@ -149,7 +149,8 @@ export async function evaluateErasure(
     for (const [name, prompts] of Object.entries(groups)) out[name] = await evaluatePrompts(pipe, prompts, settings, options);
     return out;
   };
-  const b = await run(base);
+  // A sweep over erasure settings evaluates the base once and passes its results back in.
+  const b = options.baseResults ?? (await run(base));
   const e = await run(erased);
   const summary: ErasureSummary = {
     concept: sets.concept,

@@ -5,10 +5,12 @@
 #include "addon_data.h"
 #include "bindings.h"
 #include "bridge/cancel_token.h"
+#include "bridge/torch_thread.h"
 
 namespace lethe {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  KeepThisThreadSerial();  // this environment's JS thread; jobs run on the torch thread
   auto data = std::make_unique<AddonData>();
   Napi::Function cancelToken = CancelToken::Define(env);
   data->cancelTokenClass = Napi::Persistent(cancelToken);

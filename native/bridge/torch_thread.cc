@@ -1,6 +1,7 @@
 #include "bridge/torch_thread.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -73,14 +74,18 @@ void RunOnTorchThread(const std::function<void()>& work) {
   result.get();
 }
 
-void SetTorchThreads(int n) {
-  requested_threads.store(n);
-  at::set_num_threads(n);  // also here, so at::get_num_threads() on this thread reports it
-}
+void SetTorchThreads(int n) { requested_threads.store(n); }
 
 int TorchThreads() {
   const int n = requested_threads.load();
-  return n > 0 ? n : at::get_num_threads();
+  return n > 0 ? n : at::intraop_default_num_threads();
+}
+
+void KeepThisThreadSerial() {
+  // OpenMP's own per-thread setting, looked up at run time: at::set_num_threads would also change
+  // the process-wide default the torch thread starts from. libtorch brings the OpenMP runtime.
+  using SetNumThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetNumThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
 }
 
 }  // namespace lethe

@@ -19,4 +19,8 @@ void RunOnTorchThread(const std::function<void()>& work);
 void SetTorchThreads(int n);
 int TorchThreads();
 
+// For JS threads (main, worker_threads, Electron contexts): the small torch work they still do
+// (copying tensors in and out) runs serially, so no second OpenMP team is ever made there.
+void KeepThisThreadSerial();
+
 }  // namespace lethe

@@ -15,6 +15,7 @@ const list = (v) => String(v).split(',').map((x) => x.trim()).filter(Boolean);
 const argv = yargs(process.argv.slice(2))
   .option('model', { type: 'string', default: 'default' })
   .option('concept', { type: 'string', default: 'circle' })
+  .option('train-text', { type: 'string', describe: 'the text ESD trains on (default: the concept)' })
   .option('method', { type: 'string', default: 'esd-x' })
   .option('lr', { type: 'string', default: '1e-3' })
   .option('iterations', { type: 'string', default: '200' })
@@ -39,25 +40,27 @@ const { evaluateErasure } = require('../dist/eval/evaluate');
   const rows = [];
   let baseResults;
   const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
-  process.stdout.write(`concept ${argv.concept}, ${argv.n} images per prompt\n| method | lr | iterations | eta | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
+  process.stdout.write(`concept ${argv.concept} (trained on "${argv.trainText ?? argv.concept}"), ${argv.n} images per prompt\n| method | lr | iterations | eta | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
   try {
     for (const method of list(argv.method))
       for (const lr of list(argv.lr).map(Number))
         for (const iterations of list(argv.iterations).map(Number))
           for (const eta of list(argv.eta).map(Number)) {
             const out = path.join(tmp, 'delta.safetensors');
-            const er = await lethe.erase({ model: argv.model, pipeline: base, method, concept: argv.concept, out, iterations, lr, eta, ddimSteps: argv.ddimSteps, startGuidance: argv.startGuidance, seed: argv.seed });
+            const er = await lethe.erase({ model: argv.model, pipeline: base, method, concept: argv.trainText ?? argv.concept, out, iterations, lr, eta, ddimSteps: argv.ddimSteps, startGuidance: argv.startGuidance, seed: argv.seed });
             const erased = await lethe.Pipeline.load(argv.model, { deltas: [out] });
             const ev = await evaluateErasure(base, erased, argv.concept, settings, { baseResults });
             baseResults = ev.base;
             const s = ev.summary;
-            const row = { method, lr, iterations, eta, summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1) };
+            const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts }));
+            const row = { trainText: argv.trainText ?? argv.concept, method, lr, iterations, eta, summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1), prompts: perPrompt(ev.erased) };
+            if (!rows.length) rows.base = perPrompt(ev.base);
             rows.push(row);
             const rel = s.specificity.related;
             process.stdout.write(
               `| ${method} | ${lr} | ${iterations} | ${eta} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
             );
-            if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, rows }, null, 2) + '\n');
+            if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: rows.base, rows }, null, 2) + '\n');
           }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -35,5 +35,7 @@ describe('the bundled default model', () => {
     const j = JSON.parse(r.stdout);
     expect(j.summary.concept).toBe('circle');
     expect(fs.readdirSync(out).sort()).toEqual(['delta.safetensors', 'erase-report.json', 'grids', 'index.html', 'results.json']);
+    // ESD trained on the concept as the captions phrase it
+    expect(JSON.stringify(JSON.parse(fs.readFileSync(path.join(out, 'erase-report.json'), 'utf8')))).toContain('"a circle"');
   });
 });

@@ -28,6 +28,14 @@ describe('evaluation prompt sets', () => {
     expect(striped.robustness.length).toBeGreaterThanOrEqual(3);
   });
 
+  test('the text to erase is phrased as the captions phrase the concept', () => {
+    expect(conceptPromptSets('circle').eraseText).toBe('a circle');
+    expect(conceptPromptSets('Star').eraseText).toBe('a star');
+    expect(conceptPromptSets('striped').eraseText).toBe('striped');
+    expect(conceptPromptSets('outlined').eraseText).toBe('outlined');
+    expect(conceptPromptSets('sunny').eraseText).toBe('Sunny');
+  });
+
   test('misspellings differ from the word and from each other', () => {
     for (const w of ['circle', 'striped', 'sunny', 'star']) {
       const m = misspellings(w);

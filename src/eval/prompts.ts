@@ -45,6 +45,12 @@ export type ConceptKind = 'shape' | 'style' | 'instance';
 export interface ConceptPromptSets {
   concept: string;
   kind: ConceptKind;
+  /**
+   * The text to erase, phrased as the bundled model's captions phrase the concept ("a circle";
+   * no caption is a bare shape name). Measured: ESD on "a circle" erases more at the same
+   * specificity than on "circle" (scripts/calibrate-esd.js; README, "The bundled model and the demo").
+   */
+  eraseText: string;
   /** What "the concept appears" means for the classifier. */
   target: Expectation;
   targetPrompts: EvalPrompt[];
@@ -85,6 +91,7 @@ export function conceptPromptSets(conceptText: string): ConceptPromptSets {
     return {
       concept,
       kind: 'shape',
+      eraseText: `${article(shape)} ${shape}`,
       target: { shape },
       targetPrompts: [
         ...COLOR_NAMES.map((color) => ({ prompt: `${article(color)} ${color} ${shape}`, expect: { shape, color }, group: 'target' })),
@@ -104,6 +111,7 @@ export function conceptPromptSets(conceptText: string): ConceptPromptSets {
     return {
       concept,
       kind: 'style',
+      eraseText: style,
       target: { style },
       targetPrompts: SHAPES.map((shape) => ({ prompt: `${article(style)} ${style} ${shape}`, expect: { shape, style }, group: 'target' })),
       related: STYLES.filter((s) => s !== style).map((s) => ({ prompt: `${article(s)} ${s} circle`, expect: { shape: 'circle', style: s }, group: 'related' })),
@@ -119,6 +127,7 @@ export function conceptPromptSets(conceptText: string): ConceptPromptSets {
     return {
       concept: 'Sunny',
       kind: 'instance',
+      eraseText: 'Sunny',
       target: { shape: 'sunny' },
       targetPrompts: ['Sunny', 'a picture of Sunny', 'a drawing of Sunny'].map((prompt) => ({ prompt, expect: { shape: 'sunny' as const }, group: 'target' })),
       related: [

@@ -33,6 +33,19 @@ def in_param_set(method, name):
     raise SystemExit(f"unknown method {method}")
 
 
+def peak_rss_mib():
+    """VmHWM (this process image's peak RSS): getrusage's maxrss survives fork and exec on Linux,
+    so it would report the bench parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -114,7 +127,7 @@ def main():
     delta = {f"unet.{n}": (p.detach() - base[n]).contiguous() for n, p in trained.named_parameters() if n in names}
     save_file(delta, a.out)
     print(json.dumps({"wallSeconds": time.perf_counter() - start, "loopSeconds": loop, "breakdownSeconds": parts,
-                      "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "losses": losses,
+                      "peakRssMiB": peak_rss_mib(), "losses": losses,
                       "threads": torch.get_num_threads()}))
 
 

@@ -1,5 +1,15 @@
 'use strict';
 // One ESD erasure in a fresh process (so its peak RSS is its own); prints JSON.
+// Peak RSS is VmHWM from /proc: Linux carries getrusage's maxrss over fork and exec, so a child of
+// a bench process that had built a 3 GB UNet would report 3 GB.
+const fs = require('fs');
+function peakRssMiB() {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) / 1024;
+  } catch {}
+  return process.resourceUsage().maxRSS / 1024;
+}
 const [model, concept, method, iterations, ddimSteps, lr, threads, out] = process.argv.slice(2);
 const lethe = require('../..');
 lethe.setThreads(Number(threads));
@@ -8,7 +18,7 @@ lethe
   .erase({ model, concept, method, iterations: Number(iterations), ddimSteps: Number(ddimSteps), lr: Number(lr), out, checkpointEvery: 0 })
   .then((r) => {
     process.stdout.write(
-      JSON.stringify({ wallSeconds: (Date.now() - t0) / 1000, loopSeconds: Object.values(r.breakdown).reduce((a, b) => a + b, 0), breakdownSeconds: r.breakdown, peakRssMiB: process.resourceUsage().maxRSS / 1024, losses: r.losses }) + '\n',
+      JSON.stringify({ wallSeconds: (Date.now() - t0) / 1000, loopSeconds: Object.values(r.breakdown).reduce((a, b) => a + b, 0), breakdownSeconds: r.breakdown, peakRssMiB: peakRssMiB(), losses: r.losses }) + '\n',
     );
   })
   .catch((e) => {

@@ -36,6 +36,13 @@ double scheduledLr(double lr, int64_t step, int64_t total, int64_t warmup, doubl
   return lr * (floor + (1 - floor) * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
 }
 
+// { loss }: what a training job resolves with (the last step's loss).
+Napi::Value lossResult(Napi::Env env, double loss) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", Napi::Number::New(env, loss));
+  return o;
+}
+
 struct TrainSettings {
   int64_t steps, batch, warmup, checkpointEvery;
   double lr, lrFloor;
@@ -112,11 +119,7 @@ class TrainVaeJob : public AsyncJob {
     vae->eval();
     SaveWeights(*vae, model_dir_ + "/vae/diffusion_pytorch_model.safetensors");
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("loss", Napi::Number::New(env, last_loss_));
-    return o;
-  }
+  Napi::Value Result(Napi::Env env) override { return lossResult(env, last_loss_); }
 
  private:
   TrainSettings s_;
@@ -232,11 +235,7 @@ class TrainLdmJob : public AsyncJob {
     SaveWeights(*te, model_dir_ + "/text_encoder/model.safetensors");
     SaveWeights(*unet, model_dir_ + "/unet/diffusion_pytorch_model.safetensors");
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("loss", Napi::Number::New(env, last_loss_));
-    return o;
-  }
+  Napi::Value Result(Napi::Env env) override { return lossResult(env, last_loss_); }
 
  private:
   void saveCheckpoint(const AdamW& opt, const at::Generator& gen, const NamedParams& params, const std::vector<torch::Tensor>& ema) {

@@ -50,7 +50,7 @@ class AsyncJob : public Napi::AsyncWorker {
   }
 
  protected:
-  virtual void Run() = 0;                            // worker thread; throw on failure
+  virtual void Run() = 0;                            // the torch thread (bridge/torch_thread.h); throw on failure
   virtual Napi::Value Result(Napi::Env env) = 0;     // JS thread, after Run succeeded
 
   const CancelFlag& cancelFlag() const { return cancel_; }

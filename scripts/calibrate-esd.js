@@ -33,12 +33,16 @@ const argv = yargs(process.argv.slice(2))
 const lethe = require('..');
 const { evaluateErasure } = require('../dist/eval/evaluate');
 
+// Per prompt of every group: its rates and classifier counts (images left out).
+const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts }));
+
 (async () => {
   const base = await lethe.Pipeline.load(argv.model);
   const settings = { n: argv.n, steps: argv.steps, guidance: argv.guidance, seed: argv.seed };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-calibrate-'));
   const rows = [];
   let baseResults;
+  let basePrompts;
   const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
   process.stdout.write(`concept ${argv.concept} (trained on "${argv.trainText ?? argv.concept}"), ${argv.n} images per prompt\n| method | lr | iterations | eta | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
   try {
@@ -51,16 +55,15 @@ const { evaluateErasure } = require('../dist/eval/evaluate');
             const erased = await lethe.Pipeline.load(argv.model, { deltas: [out] });
             const ev = await evaluateErasure(base, erased, argv.concept, settings, { baseResults });
             baseResults = ev.base;
+            basePrompts ??= perPrompt(ev.base);
             const s = ev.summary;
-            const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts }));
             const row = { trainText: argv.trainText ?? argv.concept, method, lr, iterations, eta, summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1), prompts: perPrompt(ev.erased) };
-            if (!rows.length) rows.base = perPrompt(ev.base);
             rows.push(row);
             const rel = s.specificity.related;
             process.stdout.write(
               `| ${method} | ${lr} | ${iterations} | ${eta} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
             );
-            if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: rows.base, rows }, null, 2) + '\n');
+            if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: basePrompts, rows }, null, 2) + '\n');
           }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

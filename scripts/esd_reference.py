@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--start-guidance", type=float, default=3.0)
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preserve", action="append", default=[], help="a prompt whose prediction is kept (Lethe's extension; repeatable)")
+    ap.add_argument("--preserve-weight", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -73,6 +75,7 @@ def main():
 
     uncond = embed("")
     cond = [embed(c) for c in concepts]
+    keep_emb = [embed(p) for p in a.preserve]
     frozen = pipe.unet.eval().requires_grad_(False)
     trained = copy.deepcopy(frozen)
     names = [n for n, _ in trained.named_parameters() if in_param_set(a.method, n)]
@@ -96,6 +99,7 @@ def main():
         lo, hi = round(t_enc / S * T), round((t_enc + 1) / S * T)
         t = int(torch.randint(lo, max(lo + 1, hi), (1,), generator=gen))
         z = torch.randn((1, pipe.unet.config.in_channels, size, size), generator=gen)
+        keep = int(torch.randint(len(keep_emb), (1,), generator=gen)) if keep_emb else -1
         t0 = time.perf_counter()
         with torch.inference_mode():
             x = z * sched.init_noise_sigma
@@ -106,12 +110,20 @@ def main():
         x = x.clone()
         t1 = time.perf_counter()
         with torch.inference_mode():
-            e0, ep = frozen(torch.cat([x, x]), torch.tensor([float(t)]), torch.cat([uncond, cond[c]])).sample.chunk(2)
+            if keep < 0:
+                e0, ep = frozen(torch.cat([x, x]), torch.tensor([float(t)]), torch.cat([uncond, cond[c]])).sample.chunk(2)
+            else:
+                e0, ep, ek = frozen(torch.cat([x, x, x]), torch.tensor([float(t)]), torch.cat([uncond, cond[c], keep_emb[keep]])).sample.chunk(3)
             target = e0 - a.eta * (ep - e0)
         target = target.clone()
         t2 = time.perf_counter()
-        en = trained(x, torch.tensor([float(t)]), cond[c]).sample
-        loss = torch.nn.functional.mse_loss(en, target)
+        if keep < 0:
+            en = trained(x, torch.tensor([float(t)]), cond[c]).sample
+            loss = torch.nn.functional.mse_loss(en, target)
+        else:
+            # Lethe's preservation term (not in ESD's reference): keep the kept prompt's prediction on the same x.
+            en, kn = trained(torch.cat([x, x]), torch.tensor([float(t)]), torch.cat([cond[c], keep_emb[keep]])).sample.chunk(2)
+            loss = torch.nn.functional.mse_loss(en, target) + a.preserve_weight * torch.nn.functional.mse_loss(kn, ek.clone())
         opt.zero_grad()
         loss.backward()
         t3 = time.perf_counter()

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { erase, loadSafetensors, Pipeline, readDeltaInfo, readSafetensorsHeader, type Tensor } from '../src';
 import { exportModel } from '../src/erase/export';
-import { expectCode, ROOT, tmpDir } from './helpers';
+import { expectCode, ROOT, runCli, tmpDir } from './helpers';
 
 const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'esd');
@@ -18,7 +18,9 @@ beforeAll(async () => {
 function argsToOptions(args: string[]) {
   const get = (k: string) => args[args.indexOf(k) + 1];
   const num = (k: string, d: number) => (args.includes(k) ? Number(get(k)) : d);
+  const preserve = args.flatMap((a, i) => (a === '--preserve' ? [args[i + 1]] : []));
   return {
+    ...(preserve.length ? { preserve, preserveWeight: num('--preserve-weight', 1) } : {}),
     method: get('--method') as 'esd-x',
     concept: get('--concept'),
     iterations: num('--iterations', 1000),
@@ -110,6 +112,17 @@ describe('ESD parameter sets, delta files and reports', () => {
     expect(d2).toBeLessThanOrEqual(1e-5);
   });
 
+  test('lethe erase keeps the prompts given with --preserve ("" included) and records them', () => {
+    const out = path.join(work, 'cli-preserve.safetensors');
+    const r = runCli(['erase', '--model', MODEL, '--method', 'esd-x-strict', '--concept', 'red circle', '--preserve', '', '--preserve', 'blue star', '--preserve-weight', '2', '--iterations', '2', '--ddim-steps', '4', '--out', out, '--json']);
+    expect(r.status).toBe(0);
+    const report = JSON.parse(fs.readFileSync(out.replace('.safetensors', '.report.json'), 'utf8'));
+    expect(report.hyperparameters).toMatchObject({ preserve: ['', 'blue star'], preserveWeight: 2 });
+    const bad = runCli(['erase', '--model', MODEL, '--method', 'esd-x', '--concept', 'red circle', '--preserve', 'red circle', '--out', path.join(work, 'x.safetensors')]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/both a concept to erase and a prompt to preserve/);
+  });
+
   test('a delta made from another base model is refused', async () => {
     const out = path.join(work, 'other.safetensors');
     await erase({ ...quick, pipeline: pipe, method: 'esd-x', out });
@@ -157,5 +170,6 @@ describe('ESD failure modes leave nothing half-written', () => {
     await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, iterations: 0 }), 'LETHE_BAD_ARGUMENT');
     await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out: path.join(work, 'x.bin') }), 'LETHE_BAD_ARGUMENT');
     await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, resume: true }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, preserve: [''], preserveWeight: -1 }), 'LETHE_BAD_ARGUMENT');
   });
 });

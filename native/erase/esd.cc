@@ -4,6 +4,8 @@
 //   t ~ U[round(t_enc/S*T), round((t_enc+1)/S*T)); frozen: e0 = eps*(x,t,""), ep = eps*(x,t,c)
 //   in one batched call; trained: en = eps_theta(x,t,c'); loss = MSE(en, e0 - eta*(ep - e0)); Adam.
 // c' is c, or the --erase-from prompt (sampled and trained on, target still built from c).
+// Lethe's addition, only with kept prompts: for one kept prompt p per iteration,
+// loss += w * MSE(eps_theta(x,t,p), eps*(x,t,p)) on the same x and t.
 #include "erase/esd.h"
 
 #include <unistd.h>
@@ -41,6 +43,8 @@ class EsdJob : public AsyncJob {
     concepts_ = tensorList(o.Get("concepts"), "concepts");
     train_prompts_ = tensorList(o.Get("trainPrompts"), "trainPrompts");
     if (train_prompts_.size() != concepts_.size()) fail(codes::kBadArgument, "trainPrompts must have one entry per concept");
+    if (o.Has("preserve") && !o.Get("preserve").IsUndefined()) preserve_ = tensorList(o.Get("preserve"), "preserve");
+    preserve_weight_ = OptionNumber(o, "preserveWeight", 1.0);
     uncond_ = tensorFromJs(o.Get("uncond"), "uncond");
     plan_ = PlanFromJs(o.Get("plan"));
     eta_ = OptionNumber(o, "eta", 1.0);
@@ -80,6 +84,7 @@ class EsdJob : public AsyncJob {
     auto onDevice = [&](const torch::Tensor& t) { return t.to(dev, dtype); };
     for (auto& t : concepts_) t = onDevice(t);
     for (auto& t : train_prompts_) t = onDevice(t);
+    for (auto& t : preserve_) t = onDevice(t);
     uncond_ = onDevice(uncond_);
     for (const auto& t : concepts_)
       if (t.dim() != 3 || t.size(0) != 1 || t.size(2) != frozen.crossAttentionDim())
@@ -140,6 +145,9 @@ class EsdJob : public AsyncJob {
       std::vector<int64_t> shape{1};
       shape.insert(shape.end(), latent_shape_.begin(), latent_shape_.end());
       torch::Tensor z = at::randn(shape, gen, torch::kFloat32);
+      // A preserved prompt (drawn only when there are some, so plain ESD keeps the reference's
+      // random stream).
+      const int64_t keep = preserve_.empty() ? -1 : torch::randint(static_cast<int64_t>(preserve_.size()), {1}, gen, torch::kLong).item<int64_t>();
 
       auto t0 = Clock::now();
       torch::Tensor x;
@@ -159,18 +167,31 @@ class EsdJob : public AsyncJob {
       time_sampling_ += since(t0);
 
       t0 = Clock::now();
-      torch::Tensor target;
+      torch::Tensor target, kept;
       {
         c10::InferenceMode guard;
-        auto e = frozen.forward(torch::cat({x, x}), tsTensor(static_cast<double>(t)), torch::cat({uncond_, concepts_[c]})).chunk(2);
+        std::vector<torch::Tensor> xs{x, x}, ctx{uncond_, concepts_[c]};
+        if (keep >= 0) xs.push_back(x), ctx.push_back(preserve_[keep]);
+        auto e = frozen.forward(torch::cat(xs), tsTensor(static_cast<double>(t)), torch::cat(ctx)).chunk(static_cast<int64_t>(xs.size()));
         target = e[0] - eta_ * (e[1] - e[0]);
+        if (keep >= 0) kept = e[2];
       }
-      target = target.clone();
+      target = target.clone();  // normal tensors again (inference tensors cannot be saved for backward)
+      if (kept.defined()) kept = kept.clone();
       time_frozen_ += since(t0);
 
       t0 = Clock::now();
-      torch::Tensor en = trained->forward(x, tsTensor(static_cast<double>(t)), train_prompts_[c]);
-      torch::Tensor loss = torch::mse_loss(en.to(torch::kFloat32), target.to(torch::kFloat32));
+      torch::Tensor loss;
+      if (keep < 0) {
+        torch::Tensor en = trained->forward(x, tsTensor(static_cast<double>(t)), train_prompts_[c]);
+        loss = torch::mse_loss(en.to(torch::kFloat32), target.to(torch::kFloat32));
+      } else {
+        // Preservation (not in the reference): on the same x, the trained model's prediction for
+        // the kept prompt is pulled to the frozen one's, batched with the erasure term.
+        auto out = trained->forward(torch::cat({x, x}), tsTensor(static_cast<double>(t)), torch::cat({train_prompts_[c], preserve_[keep]})).chunk(2);
+        loss = torch::mse_loss(out[0].to(torch::kFloat32), target.to(torch::kFloat32)) +
+               preserve_weight_ * torch::mse_loss(out[1].to(torch::kFloat32), kept.to(torch::kFloat32));
+      }
       time_trained_ += since(t0);
       return loss;
     };
@@ -220,10 +241,10 @@ class EsdJob : public AsyncJob {
 
   std::shared_ptr<SdModels> m_;
   std::string param_set_, out_, checkpoint_;
-  std::vector<torch::Tensor> concepts_, train_prompts_, base_;
+  std::vector<torch::Tensor> concepts_, train_prompts_, preserve_, base_;
   torch::Tensor uncond_;
   SamplingPlan plan_;
-  double eta_, lr_, start_guidance_;
+  double eta_, lr_, start_guidance_, preserve_weight_;
   int64_t iterations_, train_timesteps_, checkpoint_every_, trained_parameters_ = 0;
   uint64_t seed_;
   bool sample_with_frozen_, resume_;

@@ -21,6 +21,8 @@ export function builder(y: Argv) {
     .option('seed', { type: 'number', default: ESD_DEFAULTS.seed })
     .option('sample-with', { type: 'string', choices: ['trained', 'frozen'], default: 'trained' })
     .option('erase-from', { type: 'string', describe: 'sample and train on this prompt (target built from the concept)' })
+    .option('preserve', { type: 'string', array: true, describe: 'keep this prompt\'s predictions (repeatable; "" is the unconditional prompt); not in the reference' })
+    .option('preserve-weight', { type: 'number', default: 1, describe: 'weight of the preservation term' })
     .option('checkpoint-every', { type: 'number', default: 100, describe: 'iterations between checkpoints (0: none)' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue from the checkpoint beside --out' })
     .option('device', { type: 'string', default: 'cpu' })
@@ -41,6 +43,8 @@ interface Args {
   seed: number;
   sampleWith: string;
   eraseFrom?: string;
+  preserve?: string[];
+  preserveWeight: number;
   checkpointEvery: number;
   resume: boolean;
   device: string;
@@ -65,6 +69,8 @@ export async function handler(argv: Args) {
       seed: argv.seed,
       sampleWith: argv.sampleWith as 'trained' | 'frozen',
       eraseFrom: argv.eraseFrom,
+      preserve: argv.preserve,
+      preserveWeight: argv.preserveWeight,
       checkpointEvery: argv.checkpointEvery,
       resume: argv.resume,
       device: argv.device,

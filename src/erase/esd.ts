@@ -46,6 +46,13 @@ export interface EraseOptions extends RunOptions {
   sampleWith?: 'trained' | 'frozen';
   /** Sample and train on this prompt; the target is still built from the concept. */
   eraseFrom?: string;
+  /**
+   * Prompts whose predictions are kept (not in the reference): each iteration adds
+   * preserveWeight * MSE(eps_theta(x,t,p), eps*(x,t,p)) for one of them at random, on the same x
+   * and t as the erasure term. '' is the unconditional prompt, which every guided generation uses.
+   */
+  preserve?: string[];
+  preserveWeight?: number;
   /** Write a checkpoint every N iterations (0: never); `resume` continues from it. */
   checkpointEvery?: number;
   resume?: boolean;
@@ -100,16 +107,21 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   const sampleWith = o.sampleWith ?? 'trained';
   if (sampleWith !== 'trained' && sampleWith !== 'frozen') badArg("sampleWith must be 'trained' or 'frozen'");
   if (o.eraseFrom !== undefined && o.eraseFrom.trim() === '') badArg('eraseFrom is an empty prompt');
+  const preserveWeight = checkNumber(o.preserveWeight ?? 1, 'preserveWeight', (v) => v >= 0, 'a number >= 0');
+  // Weight 0 is plain ESD: no preservation term and the reference's random stream.
+  const preserve = preserveWeight > 0 ? (o.preserve ?? []).map((p) => p.trim()) : [];
+  for (const p of preserve) if (concepts.includes(p)) badArg(`'${p}' is both a concept to erase and a prompt to preserve`);
 
   const pipe = o.pipeline ?? (await Pipeline.load(o.model, { device: o.device, dtype: o.dtype, signal: o.signal }));
   if (pipe.deltas.length) badArg('the pipeline already has deltas applied; erase from the base model');
   const uncond = await pipe.encodePrompt(['']);
   const conceptEmb = await Promise.all(concepts.map((c) => pipe.encodePrompt([c])));
+  const preserveEmb = await Promise.all(preserve.map((p) => pipe.encodePrompt([p])));
   const trainEmb = o.eraseFrom ? await Promise.all(concepts.map(() => pipe.encodePrompt([o.eraseFrom!]))) : conceptEmb;
   const plan = makePlan(pipe.schedulerConfig, { scheduler: 'ddim', steps: ddimSteps });
   const trainTimesteps = (pipe.schedulerConfig as { num_train_timesteps?: number }).num_train_timesteps ?? 1000;
   const fingerprint = await modelFingerprint(pipe.dir);
-  const hyperparameters = { eta, iterations, lr, startGuidance, ddimSteps, seed, sampleWith, eraseFrom: o.eraseFrom ?? null, dtype: pipe.info.dtype };
+  const hyperparameters = { eta, iterations, lr, startGuidance, ddimSteps, seed, sampleWith, eraseFrom: o.eraseFrom ?? null, preserve, preserveWeight, dtype: pipe.info.dtype };
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const version = (require('../../package.json') as { version: string }).version;
   const metadata: Record<string, string> = {
@@ -132,6 +144,8 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
         paramSet: o.method,
         concepts: conceptEmb,
         trainPrompts: trainEmb,
+        preserve: preserveEmb.length ? preserveEmb : undefined,
+        preserveWeight,
         uncond,
         plan,
         eta,

@@ -36,6 +36,10 @@ describe('the bundled default model', () => {
     expect(j.summary.concept).toBe('circle');
     expect(fs.readdirSync(out).sort()).toEqual(['delta.safetensors', 'erase-report.json', 'grids', 'index.html', 'results.json']);
     // ESD trained on the concept as the captions phrase it
-    expect(JSON.stringify(JSON.parse(fs.readFileSync(path.join(out, 'erase-report.json'), 'utf8')))).toContain('"a circle"');
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'erase-report.json'), 'utf8'));
+    expect(report.concepts).toEqual(['a circle']);
+    // ...keeping the unconditional prompt and the other concepts
+    expect(report.hyperparameters.preserve).toEqual(expect.arrayContaining(['', 'a square', 'striped', 'Sunny']));
+    expect(report.hyperparameters.preserve).not.toContain('a circle');
   });
 });

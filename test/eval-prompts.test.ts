@@ -36,6 +36,19 @@ describe('evaluation prompt sets', () => {
     expect(conceptPromptSets('sunny').eraseText).toBe('Sunny');
   });
 
+  test('the demo preserves "" and the other concepts, never the erased one nor an evaluation prompt', () => {
+    for (const c of ['circle', 'face', 'striped', 'solid', 'Sunny']) {
+      const sets = conceptPromptSets(c);
+      expect(sets.preserve[0]).toBe('');
+      expect(sets.preserve).not.toContain(sets.eraseText);
+      expect(sets.preserve.length).toBeGreaterThanOrEqual(17);  // of 7 shapes + 6 colors + 4 styles + Sunny + poster, plus ""
+      const evaluated = [...sets.targetPrompts, ...sets.related, ...sets.unrelated, ...sets.robustness].map((p) => p.prompt);
+      expect(sets.preserve.filter((p) => evaluated.includes(p))).toEqual([]);
+    }
+    expect(conceptPromptSets('circle').preserve).toEqual(expect.arrayContaining(['a square', 'yellow', 'dotted', 'Sunny', 'the Lethe poster']));
+    expect(conceptPromptSets('circle').preserve).not.toContain('a face');  // a related prompt: held out
+  });
+
   test('misspellings differ from the word and from each other', () => {
     for (const w of ['circle', 'striped', 'sunny', 'star']) {
       const m = misspellings(w);

@@ -4,7 +4,7 @@
  */
 import { ErrorCodes, LetheError } from '../errors';
 import type { ShapeLabel } from '../classifier';
-import { COLOR_NAMES, SHAPES, STYLES, type ColorName, type Shape, type Style } from '../world/attributes';
+import { COLOR_NAMES, POSTER, SHAPES, STYLES, type ColorName, type Shape, type Style } from '../world/attributes';
 
 export interface Expectation {
   shape?: ShapeLabel;
@@ -51,6 +51,13 @@ export interface ConceptPromptSets {
    * specificity than on "circle" (scripts/calibrate-esd.js; README, "The bundled model and the demo").
    */
   eraseText: string;
+  /**
+   * What the demo's ESD keeps (its preservation term): the unconditional prompt "" and every
+   * other concept the bundled model knows, phrased as its eraseText ("a square", "yellow",
+   * "dotted", "Sunny", "the Lethe poster"), less any that is itself an evaluation prompt. They name the shapes and
+   * styles that related and unrelated prompts use, but are never those prompts.
+   */
+  preserve: string[];
   /** What "the concept appears" means for the classifier. */
   target: Expectation;
   targetPrompts: EvalPrompt[];
@@ -69,8 +76,21 @@ export function misspellings(word: string): string[] {
   return [...out];
 }
 
+/** Every concept of the bundled model, phrased as its captions phrase it. */
+export function worldConceptTexts(): string[] {
+  return [...SHAPES.map((shape) => `${article(shape)} ${shape}`), ...COLOR_NAMES, ...STYLES, 'Sunny', POSTER.caption];
+}
+
 /** Target, related, unrelated and robustness prompts for erasing `concept` from the bundled model. */
 export function conceptPromptSets(conceptText: string): ConceptPromptSets {
+  const sets = conceptPromptSetsWithoutPreserve(conceptText);
+  // Evaluation prompts are held out ("a face" when erasing a circle), so specificity is measured
+  // on prompts the preservation term never saw.
+  const evaluated = new Set([...sets.targetPrompts, ...sets.related, ...sets.unrelated, ...sets.robustness].map((p) => p.prompt));
+  return { ...sets, preserve: ['', ...worldConceptTexts().filter((t) => t !== sets.eraseText && !evaluated.has(t))] };
+}
+
+function conceptPromptSetsWithoutPreserve(conceptText: string): Omit<ConceptPromptSets, 'preserve'> {
   const concept = conceptText.trim().toLowerCase();
   const unrelatedPool: EvalPrompt[] = [
     { prompt: 'a green square', expect: { shape: 'square', color: 'green' }, group: 'unrelated' },

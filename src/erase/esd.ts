@@ -121,7 +121,7 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   const plan = makePlan(pipe.schedulerConfig, { scheduler: 'ddim', steps: ddimSteps });
   const trainTimesteps = (pipe.schedulerConfig as { num_train_timesteps?: number }).num_train_timesteps ?? 1000;
   const fingerprint = await modelFingerprint(pipe.dir);
-  const hyperparameters = { eta, iterations, lr, startGuidance, ddimSteps, seed, sampleWith, eraseFrom: o.eraseFrom ?? null, preserve, preserveWeight, dtype: pipe.info.dtype };
+  const hyperparameters = { eta, iterations, lr, startGuidance, ddimSteps, seed, sampleWith, eraseFrom: o.eraseFrom ?? null, preserve, preserveWeight: preserve.length ? preserveWeight : 0, dtype: pipe.info.dtype };
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const version = (require('../../package.json') as { version: string }).version;
   const metadata: Record<string, string> = {

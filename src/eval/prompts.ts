@@ -54,8 +54,8 @@ export interface ConceptPromptSets {
   /**
    * What the demo's ESD keeps (its preservation term): the unconditional prompt "" and every
    * other concept the bundled model knows, phrased as its eraseText ("a square", "yellow",
-   * "dotted", "Sunny", "the Lethe poster"), less any that is itself an evaluation prompt. They name the shapes and
-   * styles that related and unrelated prompts use, but are never those prompts.
+   * "dotted", "Sunny", "the Lethe poster"), less any that is itself an evaluation prompt. They
+   * name the shapes and styles that related and unrelated prompts use, but are never those prompts.
    */
   preserve: string[];
   /** What "the concept appears" means for the classifier. */

@@ -11,15 +11,24 @@ const { spawnSync } = require('child_process');
 
 const ROOT = path.join(__dirname, '..', '..');
 
-// Two workloads: plain ESD-x as the reference defines it, and the demo's configuration
-// (esd-x-strict on "a circle" with its preservation term, which the reference script also has).
+// Two workloads: plain ESD-x as the reference defines it, and the demo's configuration (its
+// method, learning rate, DDIM steps and preservation term, which the reference script also has).
 function workloads(quick) {
   const iterations = quick ? 10 : 200;
   const { conceptPromptSets } = require('../../dist/eval/prompts');
-  const demo = conceptPromptSets('circle');
+  const { DEMO_DEFAULTS } = require('../../dist/cli/demo');
+  const demo = conceptPromptSets(DEMO_DEFAULTS.concept);
   return {
-    'esd-x': { concept: 'circle', method: 'esd-x', iterations, ddimSteps: 25, lr: 1e-4, preserve: [] },
-    'demo (esd-x-strict + preservation)': { concept: demo.eraseText, method: 'esd-x-strict', iterations, ddimSteps: 25, lr: 1e-3, preserve: demo.preserve },
+    'esd-x': { concept: 'circle', method: 'esd-x', iterations, ddimSteps: 25, lr: 1e-4, preserve: [], preserveWeight: 0 },
+    [`demo (${DEMO_DEFAULTS.method} + preservation)`]: {
+      concept: demo.eraseText,
+      method: DEMO_DEFAULTS.method,
+      iterations,
+      ddimSteps: DEMO_DEFAULTS.ddimSteps,
+      lr: DEMO_DEFAULTS.lr,
+      preserve: demo.preserve,
+      preserveWeight: DEMO_DEFAULTS.preserveWeight,
+    },
   };
 }
 
@@ -38,6 +47,7 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
       const ours = run(process.execPath, [path.join(__dirname, 'esd_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], process.env);
       const refArgs = [path.join(ROOT, 'scripts', 'esd_reference.py'), model, '--concept', w.concept, '--method', w.method, '--iterations', String(w.iterations), '--ddim-steps', String(w.ddimSteps), '--lr', String(w.lr), '--threads', String(threads), '--out', path.join(tmp, 'ref.safetensors')];
       for (const p of w.preserve) refArgs.push(`--preserve=${p}`);
+      if (w.preserve.length) refArgs.push('--preserve-weight', String(w.preserveWeight));
       const ref = run('python3', refArgs, pythonEnv);
       let maxRel = 0;
       ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
@@ -46,6 +56,7 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
         concept: w.concept,
         method: w.method,
         preserve: w.preserve,
+        preserveWeight: w.preserveWeight,
         iterations: w.iterations,
         ddimSteps: w.ddimSteps,
         threads,

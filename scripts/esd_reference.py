@@ -99,7 +99,8 @@ def main():
         lo, hi = round(t_enc / S * T), round((t_enc + 1) / S * T)
         t = int(torch.randint(lo, max(lo + 1, hi), (1,), generator=gen))
         z = torch.randn((1, pipe.unet.config.in_channels, size, size), generator=gen)
-        keep = int(torch.randint(len(keep_emb), (1,), generator=gen)) if keep_emb else -1
+        # One kept prompt per iteration, drawn only when there are some (plain ESD's random stream is the reference's).
+        kept = [keep_emb[int(torch.randint(len(keep_emb), (1,), generator=gen))]] if keep_emb else []
         t0 = time.perf_counter()
         with torch.inference_mode():
             x = z * sched.init_noise_sigma
@@ -110,20 +111,16 @@ def main():
         x = x.clone()
         t1 = time.perf_counter()
         with torch.inference_mode():
-            if keep < 0:
-                e0, ep = frozen(torch.cat([x, x]), torch.tensor([float(t)]), torch.cat([uncond, cond[c]])).sample.chunk(2)
-            else:
-                e0, ep, ek = frozen(torch.cat([x, x, x]), torch.tensor([float(t)]), torch.cat([uncond, cond[c], keep_emb[keep]])).sample.chunk(3)
-            target = e0 - a.eta * (ep - e0)
+            e = frozen(torch.cat([x] * (2 + len(kept))), torch.tensor([float(t)]), torch.cat([uncond, cond[c]] + kept)).sample.chunk(2 + len(kept))
+            target = e[0] - a.eta * (e[1] - e[0])
+            ek = e[2] if kept else None
         target = target.clone()
         t2 = time.perf_counter()
-        if keep < 0:
-            en = trained(x, torch.tensor([float(t)]), cond[c]).sample
-            loss = torch.nn.functional.mse_loss(en, target)
-        else:
-            # Lethe's preservation term (not in ESD's reference): keep the kept prompt's prediction on the same x.
-            en, kn = trained(torch.cat([x, x]), torch.tensor([float(t)]), torch.cat([cond[c], keep_emb[keep]])).sample.chunk(2)
-            loss = torch.nn.functional.mse_loss(en, target) + a.preserve_weight * torch.nn.functional.mse_loss(kn, ek.clone())
+        # Lethe's preservation term (not in ESD's reference): keep the kept prompt's prediction on the same x.
+        out = trained(torch.cat([x] * (1 + len(kept))), torch.tensor([float(t)]), torch.cat([cond[c]] + kept)).sample.chunk(1 + len(kept))
+        loss = torch.nn.functional.mse_loss(out[0], target)
+        if kept:
+            loss = loss + a.preserve_weight * torch.nn.functional.mse_loss(out[1], ek.clone())
         opt.zero_grad()
         loss.backward()
         t3 = time.perf_counter()

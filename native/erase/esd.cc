@@ -181,17 +181,13 @@ class EsdJob : public AsyncJob {
       time_frozen_ += since(t0);
 
       t0 = Clock::now();
-      torch::Tensor loss;
-      if (keep < 0) {
-        torch::Tensor en = trained->forward(x, tsTensor(static_cast<double>(t)), train_prompts_[c]);
-        loss = torch::mse_loss(en.to(torch::kFloat32), target.to(torch::kFloat32));
-      } else {
-        // Preservation (not in the reference): on the same x, the trained model's prediction for
-        // the kept prompt is pulled to the frozen one's, batched with the erasure term.
-        auto out = trained->forward(torch::cat({x, x}), tsTensor(static_cast<double>(t)), torch::cat({train_prompts_[c], preserve_[keep]})).chunk(2);
-        loss = torch::mse_loss(out[0].to(torch::kFloat32), target.to(torch::kFloat32)) +
-               preserve_weight_ * torch::mse_loss(out[1].to(torch::kFloat32), kept.to(torch::kFloat32));
-      }
+      // Preservation (not in the reference): on the same x, the trained model's prediction for the
+      // kept prompt is pulled to the frozen one's, batched with the erasure term.
+      std::vector<torch::Tensor> xs{x}, ctx{train_prompts_[c]};
+      if (keep >= 0) xs.push_back(x), ctx.push_back(preserve_[keep]);
+      auto out = trained->forward(torch::cat(xs), tsTensor(static_cast<double>(t)), torch::cat(ctx)).to(torch::kFloat32).chunk(static_cast<int64_t>(xs.size()));
+      torch::Tensor loss = torch::mse_loss(out[0], target.to(torch::kFloat32));
+      if (keep >= 0) loss = loss + preserve_weight_ * torch::mse_loss(out[1], kept.to(torch::kFloat32));
       time_trained_ += since(t0);
       return loss;
     };

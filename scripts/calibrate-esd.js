@@ -23,6 +23,8 @@ const argv = yargs(process.argv.slice(2))
   .option('preserve', { type: 'string', array: true, describe: 'prompts whose predictions ESD keeps ("" = unconditional)' })
   .option('preserve-world', { type: 'boolean', default: false, describe: 'preserve what the demo preserves: "" and the other concepts of the bundled model' })
   .option('preserve-weight', { type: 'string', default: '1', describe: 'comma-separated list' })
+  .option('preserve-projection', { type: 'string', default: '0', describe: 'closed-form preservation weights, comma-separated (0: off)' })
+  .option('projection-keep', { type: 'string', array: true, describe: 'further prompts only the projection keeps (with --preserve-world: the color–shape captions not evaluated)' })
   .option('start-guidance', { type: 'number', default: 3 })
   .option('ddim-steps', { type: 'number', default: 25 })
   .option('n', { type: 'number', default: 16 })
@@ -36,7 +38,11 @@ const argv = yargs(process.argv.slice(2))
 const lethe = require('..');
 const { evaluateErasure } = require('../dist/eval/evaluate');
 const { conceptPromptSets } = require('../dist/eval/prompts');
-if (argv.preserveWorld) argv.preserve = conceptPromptSets(argv.concept).preserve.filter((p) => p !== (argv.trainText ?? argv.concept));
+if (argv.preserveWorld) {
+  const sets = conceptPromptSets(argv.concept);
+  argv.preserve = sets.preserve.filter((p) => p !== (argv.trainText ?? argv.concept));
+  argv.projectionKeep ??= sets.preserveCaptions;
+}
 
 // Per prompt of every group: its rates and classifier counts (images left out).
 const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts }));
@@ -49,25 +55,26 @@ const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt:
   let baseResults;
   let basePrompts;
   const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
-  process.stdout.write(`concept ${argv.concept} (trained on "${argv.trainText ?? argv.concept}"), ${argv.n} images per prompt\n| method | lr | iterations | eta | preserve | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
+  process.stdout.write(`concept ${argv.concept} (trained on "${argv.trainText ?? argv.concept}"), ${argv.n} images per prompt\n| method | lr | iterations | eta | preserve | projection | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
   try {
     for (const method of list(argv.method))
       for (const lr of list(argv.lr).map(Number))
         for (const iterations of list(argv.iterations).map(Number))
           for (const eta of list(argv.eta).map(Number))
-            for (const preserveWeight of argv.preserve ? list(argv.preserveWeight).map(Number) : [0]) {
+            for (const preserveWeight of argv.preserve ? list(argv.preserveWeight).map(Number) : [0])
+            for (const preserveProjection of argv.preserve ? list(argv.preserveProjection).map(Number) : [0]) {
             const out = path.join(tmp, 'delta.safetensors');
-            const er = await lethe.erase({ model: argv.model, pipeline: base, method, concept: argv.trainText ?? argv.concept, out, iterations, lr, eta, ddimSteps: argv.ddimSteps, startGuidance: argv.startGuidance, seed: argv.seed, preserve: preserveWeight ? argv.preserve : undefined, preserveWeight });
+            const er = await lethe.erase({ model: argv.model, pipeline: base, method, concept: argv.trainText ?? argv.concept, out, iterations, lr, eta, ddimSteps: argv.ddimSteps, startGuidance: argv.startGuidance, seed: argv.seed, preserve: preserveWeight || preserveProjection ? argv.preserve : undefined, preserveWeight, preserveProjection, projectionKeep: argv.projectionKeep });
             const erased = await lethe.Pipeline.load(argv.model, { deltas: [out] });
             const ev = await evaluateErasure(base, erased, argv.concept, settings, { baseResults });
             baseResults = ev.base;
             basePrompts ??= perPrompt(ev.base);
             const s = ev.summary;
-            const row = { trainText: argv.trainText ?? argv.concept, method, lr, iterations, eta, preserve: preserveWeight ? argv.preserve : [], preserveWeight, summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1), prompts: perPrompt(ev.erased) };
+            const row = { trainText: argv.trainText ?? argv.concept, method, lr, iterations, eta, preserve: preserveWeight || preserveProjection ? argv.preserve : [], preserveWeight, preserveProjection, projectionKeep: preserveProjection ? argv.projectionKeep ?? [] : [], summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1), prompts: perPrompt(ev.erased) };
             rows.push(row);
             const rel = s.specificity.related;
             process.stdout.write(
-              `| ${method} | ${lr} | ${iterations} | ${eta} | ${preserveWeight ? `${argv.preserve.map((p) => JSON.stringify(p)).join(' ')} ×${preserveWeight}` : '—'} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
+              `| ${method} | ${lr} | ${iterations} | ${eta} | ${preserveWeight ? `${argv.preserve.map((p) => JSON.stringify(p)).join(' ')} ×${preserveWeight}` : '—'} | ${preserveProjection ? `${preserveProjection} (+${(argv.projectionKeep ?? []).length} prompts)` : '—'} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
             );
             if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: basePrompts, rows }, null, 2) + '\n');
           }

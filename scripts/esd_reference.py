@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--preserve", action="append", default=[], help="a prompt whose prediction is kept (Lethe's extension; repeatable)")
     ap.add_argument("--preserve-weight", type=float, default=1.0)
+    ap.add_argument("--projection-keep", action="append", default=[], help="a further prompt only the projection keeps (repeatable)")
+    ap.add_argument("--preserve-projection", type=float, default=0.0, help="closed-form preservation weight (Lethe's extension; 0: off)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -75,7 +77,8 @@ def main():
 
     uncond = embed("")
     cond = [embed(c) for c in concepts]
-    keep_emb = [embed(p) for p in a.preserve]
+    keep_states = [embed(p) for p in a.preserve]
+    keep_emb = keep_states if a.preserve_weight > 0 else []
     frozen = pipe.unet.eval().requires_grad_(False)
     trained = copy.deepcopy(frozen)
     names = [n for n, _ in trained.named_parameters() if in_param_set(a.method, n)]
@@ -134,6 +137,18 @@ def main():
     loop = time.perf_counter() - loop_start
     base = dict(frozen.named_parameters())
     delta = {f"unet.{n}": (p.detach() - base[n]).contiguous() for n, p in trained.named_parameters() if n in names}
+    if a.preserve_projection > 0:
+        # Lethe's closed-form preservation: D' = D Ae (Ae + a Ap + r I)^-1 for the weights that read
+        # the token states (second moments Ae of the erased prompts', Ap of the kept prompts').
+        def second_moment(states):
+            s = torch.cat(states).double().reshape(-1, states[0].shape[-1])
+            return s.T @ s / s.shape[0]
+        ae, ap_ = second_moment(cond), second_moment(keep_states + [embed(p) for p in a.projection_keep])
+        m = ae + a.preserve_projection * ap_ + 1e-3 * torch.trace(ae) / ae.shape[0] * torch.eye(ae.shape[0], dtype=torch.float64)
+        right = ae @ torch.linalg.inv(m)
+        for k in delta:
+            if k.endswith(".attn2.to_k.weight") or k.endswith(".attn2.to_v.weight"):
+                delta[k] = (delta[k].double() @ right).float().contiguous()
     save_file(delta, a.out)
     print(json.dumps({"wallSeconds": time.perf_counter() - start, "loopSeconds": loop, "breakdownSeconds": parts,
                       "peakRssMiB": peak_rss_mib(), "losses": losses,

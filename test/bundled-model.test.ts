@@ -41,5 +41,9 @@ describe('the bundled default model', () => {
     // ...keeping the unconditional prompt and the other concepts
     expect(report.hyperparameters.preserve).toEqual(expect.arrayContaining(['', 'a square', 'striped', 'Sunny']));
     expect(report.hyperparameters.preserve).not.toContain('a circle');
+    // ...and, in the closed-form refit, the siblings' captions too (never an evaluation prompt)
+    expect(report.hyperparameters).toMatchObject({ preserveWeight: 1, preserveProjection: 1 });
+    expect(report.hyperparameters.projectionKeep).toEqual(expect.arrayContaining(['a red face', 'a yellow square']));
+    expect(report.hyperparameters.projectionKeep).not.toContain('a yellow face');
   });
 });

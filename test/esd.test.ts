@@ -18,9 +18,10 @@ beforeAll(async () => {
 function argsToOptions(args: string[]) {
   const get = (k: string) => args[args.indexOf(k) + 1];
   const num = (k: string, d: number) => (args.includes(k) ? Number(get(k)) : d);
-  const preserve = args.flatMap((a, i) => (a === '--preserve' ? [args[i + 1]] : []));
+  const listOf = (flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1]] : []));
+  const preserve = listOf('--preserve');
   return {
-    ...(preserve.length ? { preserve, preserveWeight: num('--preserve-weight', 1) } : {}),
+    ...(preserve.length ? { preserve, preserveWeight: num('--preserve-weight', 1), preserveProjection: num('--preserve-projection', 0), projectionKeep: listOf('--projection-keep') } : {}),
     method: get('--method') as 'esd-x',
     concept: get('--concept'),
     iterations: num('--iterations', 1000),
@@ -171,5 +172,58 @@ describe('ESD failure modes leave nothing half-written', () => {
     await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out: path.join(work, 'x.bin') }), 'LETHE_BAD_ARGUMENT');
     await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, resume: true }), 'LETHE_BAD_ARGUMENT');
     await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, preserve: [''], preserveWeight: -1 }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, preserve: [''], preserveProjection: -1 }), 'LETHE_BAD_ARGUMENT');
+    await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-x', concept: 'red', out, preserveProjection: 1 }), 'LETHE_BAD_ARGUMENT');  // nothing to keep
+    const e = await expectCode(erase({ model: MODEL, pipeline: pipe, method: 'esd-u', concept: 'red', out, preserve: [''], preserveProjection: 1 }), 'LETHE_BAD_ARGUMENT');
+    expect(e.message).toMatch(/to_k \/ to_v/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('closed-form preservation refits only the key/value deltas: the erased prompt keeps its edit, kept prompts lose theirs', async () => {
+    const opts = { model: MODEL, pipeline: pipe, method: 'esd-x' as const, concept: 'red circle', iterations: 6, ddimSteps: 6, lr: 1e-3, seed: 9 };
+    const kept = ['', 'blue star', 'a green square', 'yellow'];
+    const plainOut = path.join(work, 'proj-plain.safetensors');
+    const projOut = path.join(work, 'proj-10.safetensors');
+    const plain = await erase({ ...opts, out: plainOut });
+    const proj = await erase({ ...opts, out: projOut, preserve: kept.slice(0, 2), projectionKeep: kept.slice(2), preserveWeight: 0, preserveProjection: 10 });
+    expect(proj.losses).toEqual(plain.losses);  // weight 0: the reference's loop and random stream; the projection comes after
+    const a = (await loadSafetensors(plainOut)).tensors;
+    const b = (await loadSafetensors(projOut)).tensors;
+    const states = async (p: string) => (await pipe.encodePrompt([p])).data as Float32Array;
+    const erased = await states('red circle');
+    const keptStates = await Promise.all(kept.map(states));
+    // |D s| summed over a prompt's token states, for the plain delta D and the refitted one D'.
+    const response = (d: Tensor, s: Float32Array) => {
+      const [rows, dim] = d.shape;
+      let sum = 0;
+      for (let t = 0; t < s.length / dim; t++)
+        for (let r = 0; r < rows; r++) {
+          let v = 0;
+          for (let j = 0; j < dim; j++) v += d.data[r * dim + j] * s[t * dim + j];
+          sum += v * v;
+        }
+      return sum;
+    };
+    let refitted = 0;
+    let erasedPlain = 0, erasedProj = 0, keptPlain = 0, keptProj = 0;
+    for (const k of Object.keys(a)) {
+      const same = Buffer.from((a[k] as Tensor).data.buffer).equals(Buffer.from((b[k] as Tensor).data.buffer));
+      if (!/\.attn2\.to_[kv]\.weight$/.test(k)) {
+        expect(same).toBe(true);  // to_q, to_out: untouched
+        continue;
+      }
+      expect(same).toBe(false);
+      refitted++;
+      erasedPlain += response(a[k] as Tensor, erased);
+      erasedProj += response(b[k] as Tensor, erased);
+      for (const s of keptStates) keptPlain += response(a[k] as Tensor, s), keptProj += response(b[k] as Tensor, s);
+    }
+    expect(refitted).toBeGreaterThan(0);
+    const erasedKept = Math.sqrt(erasedProj / erasedPlain);
+    const keptKept = Math.sqrt(keptProj / keptPlain);
+    expect(keptKept).toBeLessThan(0.5 * erasedKept);
+    expect(erasedKept).toBeGreaterThan(0.3);
+    const report = JSON.parse(fs.readFileSync(proj.report, 'utf8'));
+    expect(report.hyperparameters).toMatchObject({ preserve: kept.slice(0, 2), projectionKeep: kept.slice(2), preserveWeight: 0, preserveProjection: 10 });
   });
 });

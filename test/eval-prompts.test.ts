@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { conceptPromptSets, defaultPromptSet, misspellings } from '../src/eval/prompts';
+import { colorShapePrompts, conceptPromptSets, defaultPromptSet, misspellings, styleShapePrompts } from '../src/eval/prompts';
 import { erasureTable, promptTable, writeErasureReport } from '../src/eval/report';
 import type { PromptResult } from '../src/eval/evaluate';
 import { expectCode, tmpDir } from './helpers';
@@ -47,6 +47,30 @@ describe('evaluation prompt sets', () => {
     }
     expect(conceptPromptSets('circle').preserve).toEqual(expect.arrayContaining(['a square', 'yellow', 'dotted', 'Sunny', 'the Lethe poster']));
     expect(conceptPromptSets('circle').preserve).not.toContain('a face');  // a related prompt: held out
+  });
+
+  test("the projection also keeps the concept's siblings' captions, never an evaluation prompt", () => {
+    const colorShape = new Set(colorShapePrompts().map((p) => p.prompt));
+    const styleShape = new Set(styleShapePrompts().map((p) => p.prompt));
+    for (const c of ['circle', 'face', 'striped', 'solid', 'Sunny']) {
+      const sets = conceptPromptSets(c);
+      const evaluated = new Set([...sets.targetPrompts, ...sets.related, ...sets.unrelated, ...sets.robustness].map((p) => p.prompt));
+      expect(sets.preserveCaptions.length).toBeGreaterThan(0);
+      for (const p of sets.preserveCaptions) {
+        expect(sets.kind === 'style' ? styleShape.has(p) : colorShape.has(p)).toBe(true);
+        expect(evaluated.has(p)).toBe(false);
+        expect(sets.preserve).not.toContain(p);
+      }
+    }
+    const circle = conceptPromptSets('circle').preserveCaptions;
+    expect(circle.filter((p) => p.includes('circle'))).toEqual([]);
+    expect(circle).toHaveLength(30);  // 6 colors × 6 other shapes, less "a yellow face" and the 5 unrelated prompts
+    expect(circle).toEqual(expect.arrayContaining(['a red face', 'a yellow square']));
+    const striped = conceptPromptSets('striped').preserveCaptions;
+    expect(striped).toHaveLength(18);  // 3 other styles × 7 shapes, less the 3 related "a {style} circle"
+    expect(striped.filter((p) => p.includes('striped') || p.endsWith(' circle'))).toEqual([]);
+    expect(conceptPromptSets('Sunny').preserveCaptions).toHaveLength(34);  // 42 color–shape captions less 8 evaluated
+    expect(conceptPromptSets('Sunny').preserveCaptions).not.toContain('a yellow circle');  // related: held out
   });
 
   test('misspellings differ from the word and from each other', () => {

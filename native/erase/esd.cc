@@ -5,11 +5,14 @@
 //   in one batched call; trained: en = eps_theta(x,t,c'); loss = MSE(en, e0 - eta*(ep - e0)); Adam.
 // c' is c, or the --erase-from prompt (sampled and trained on, target still built from c).
 // Lethe's addition, only with kept prompts: for one kept prompt p per iteration,
-// loss += w * MSE(eps_theta(x,t,p), eps*(x,t,p)) on the same x and t.
+// loss += w * MSE(eps_theta(x,t,p), eps*(x,t,p)) on the same x and t; and, with a projection
+// weight a > 0, every cross-attention key/value delta D becomes D*Ae*(Ae + a*Ap + r*I)^-1
+// (PreservationMap below) before it is written.
 #include "erase/esd.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -35,6 +38,31 @@ std::vector<torch::Tensor> tensorList(Napi::Value v, const char* what) {
   return out;
 }
 
+// Lethe's closed-form preservation (not in the reference). attn2.to_k / to_v read the text
+// encoder's token states directly, so for a delta D of such a weight the least-squares choice
+//   argmin_D'  mean_e |D' s_e - D s_e|^2 + a * mean_p |D' s_p|^2 + r |D'|^2
+// over the erased prompts' token states s_e and the kept prompts' s_p keeps what training did to
+// the erased text and undoes it, in proportion to a, for the kept prompts:
+//   D' = D * Ae * (Ae + a*Ap + r*I)^-1,  Ae = mean s_e s_e^T, Ap = mean s_p s_p^T.
+// r = 1e-3 * trace(Ae) / dim only keeps the system well conditioned (directions neither set uses
+// lose the edit). Returns the right factor [dim, dim] in float64 on the CPU.
+torch::Tensor PreservationMap(const std::vector<torch::Tensor>& erased, const std::vector<torch::Tensor>& kept, double weight) {
+  auto secondMoment = [](const std::vector<torch::Tensor>& states) {
+    torch::Tensor s = torch::cat(states).to(torch::kCPU, torch::kFloat64);
+    s = s.reshape({-1, s.size(-1)});
+    return s.t().mm(s) / static_cast<double>(s.size(0));
+  };
+  torch::Tensor ae = secondMoment(erased), ap = secondMoment(kept);
+  const int64_t dim = ae.size(0);
+  torch::Tensor m = ae + weight * ap + (1e-3 * ae.trace().item<double>() / dim) * torch::eye(dim, torch::kFloat64);
+  return torch::linalg_solve(m, ae).t();  // (M^-1 Ae)^T = Ae M^-1: both are symmetric
+}
+
+bool ReadsTextStates(const std::string& name) {
+  auto endsWith = [&](const std::string& tail) { return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0; };
+  return endsWith(".attn2.to_k.weight") || endsWith(".attn2.to_v.weight");
+}
+
 class EsdJob : public AsyncJob {
  public:
   EsdJob(Napi::Env env, std::shared_ptr<SdModels> models, Napi::Object o) : AsyncJob(env, "lethe.esd", o), m_(std::move(models)) {
@@ -44,7 +72,11 @@ class EsdJob : public AsyncJob {
     train_prompts_ = tensorList(o.Get("trainPrompts"), "trainPrompts");
     if (train_prompts_.size() != concepts_.size()) fail(codes::kBadArgument, "trainPrompts must have one entry per concept");
     if (o.Has("preserve") && !o.Get("preserve").IsUndefined()) preserve_ = tensorList(o.Get("preserve"), "preserve");
+    if (o.Has("projectionKeep") && !o.Get("projectionKeep").IsUndefined()) projection_keep_ = tensorList(o.Get("projectionKeep"), "projectionKeep");
     preserve_weight_ = OptionNumber(o, "preserveWeight", 1.0);
+    preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
+    if (!(preserve_weight_ >= 0) || !(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveWeight and preserveProjection must be >= 0");
+    if (preserve_projection_ > 0 && preserve_.empty() && projection_keep_.empty()) fail(codes::kBadArgument, "preserveProjection needs kept prompts (preserve or projectionKeep)");
     uncond_ = tensorFromJs(o.Get("uncond"), "uncond");
     plan_ = PlanFromJs(o.Get("plan"));
     eta_ = OptionNumber(o, "eta", 1.0);
@@ -86,9 +118,10 @@ class EsdJob : public AsyncJob {
     for (auto& t : train_prompts_) t = onDevice(t);
     for (auto& t : preserve_) t = onDevice(t);
     uncond_ = onDevice(uncond_);
-    for (const auto& t : concepts_)
-      if (t.dim() != 3 || t.size(0) != 1 || t.size(2) != frozen.crossAttentionDim())
-        fail(codes::kShapeMismatch, "concept embeddings must be [1, tokens, " + std::to_string(frozen.crossAttentionDim()) + "]");
+    for (const auto* list : {&concepts_, &train_prompts_, &preserve_, &projection_keep_})
+      for (const auto& t : *list)
+        if (t.dim() != 3 || t.size(0) != 1 || t.size(2) != frozen.crossAttentionDim())
+          fail(codes::kShapeMismatch, "prompt embeddings must be [1, tokens, " + std::to_string(frozen.crossAttentionDim()) + "]");
 
     // The trained copy: selected parameters cloned, every other tensor shared with the frozen UNet.
     UNet2DConditionModel trained(*m_->unet_config);
@@ -112,6 +145,8 @@ class EsdJob : public AsyncJob {
     }
     if (selected.empty()) fail(codes::kBadArgument, "parameter set '" + param_set_ + "' selects no parameter of this UNet");
     for (const auto& [_, p] : selected) trained_parameters_ += p.numel();
+    if (preserve_projection_ > 0 && std::none_of(selected.begin(), selected.end(), [](const auto& p) { return ReadsTextStates(p.first); }))
+      fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which parameter set '" + param_set_ + "' does not train");
 
     AdamW opt(selected, {lr_, 0.9, 0.999, 1e-8, 0.0});
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_);
@@ -145,9 +180,9 @@ class EsdJob : public AsyncJob {
       std::vector<int64_t> shape{1};
       shape.insert(shape.end(), latent_shape_.begin(), latent_shape_.end());
       torch::Tensor z = at::randn(shape, gen, torch::kFloat32);
-      // A preserved prompt (drawn only when there are some, so plain ESD keeps the reference's
+      // A preserved prompt (drawn only when the term is on, so plain ESD keeps the reference's
       // random stream).
-      const int64_t keep = preserve_.empty() ? -1 : torch::randint(static_cast<int64_t>(preserve_.size()), {1}, gen, torch::kLong).item<int64_t>();
+      const int64_t keep = preserve_.empty() || preserve_weight_ == 0 ? -1 : torch::randint(static_cast<int64_t>(preserve_.size()), {1}, gen, torch::kLong).item<int64_t>();
 
       auto t0 = Clock::now();
       torch::Tensor x;
@@ -208,6 +243,13 @@ class EsdJob : public AsyncJob {
     {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < selected.size(); ++i) delta.emplace_back(selected[i].first, (selected[i].second - base_[i]).to(torch::kFloat32).cpu());
+      if (preserve_projection_ > 0) {
+        std::vector<torch::Tensor> kept = preserve_;
+        kept.insert(kept.end(), projection_keep_.begin(), projection_keep_.end());
+        const torch::Tensor map = PreservationMap(train_prompts_, kept, preserve_projection_);
+        for (auto& [name, d] : delta)
+          if (ReadsTextStates(name)) d = d.to(torch::kFloat64).mm(map).to(torch::kFloat32);
+      }
     }
     Metadata meta = metadata_;
     meta.emplace_back("parameter_set", param_set_);
@@ -237,10 +279,10 @@ class EsdJob : public AsyncJob {
 
   std::shared_ptr<SdModels> m_;
   std::string param_set_, out_, checkpoint_;
-  std::vector<torch::Tensor> concepts_, train_prompts_, preserve_, base_;
+  std::vector<torch::Tensor> concepts_, train_prompts_, preserve_, projection_keep_, base_;
   torch::Tensor uncond_;
   SamplingPlan plan_;
-  double eta_, lr_, start_guidance_, preserve_weight_;
+  double eta_, lr_, start_guidance_, preserve_weight_, preserve_projection_;
   int64_t iterations_, train_timesteps_, checkpoint_every_, trained_parameters_ = 0;
   uint64_t seed_;
   bool sample_with_frozen_, resume_;

@@ -12,14 +12,15 @@ const { spawnSync } = require('child_process');
 const ROOT = path.join(__dirname, '..', '..');
 
 // Two workloads: plain ESD-x as the reference defines it, and the demo's configuration (its
-// method, learning rate, DDIM steps and preservation term, which the reference script also has).
+// method, learning rate, DDIM steps, preservation term and projection, which the reference script
+// also has).
 function workloads(quick) {
   const iterations = quick ? 10 : 200;
   const { conceptPromptSets } = require('../../dist/eval/prompts');
   const { DEMO_DEFAULTS } = require('../../dist/cli/demo');
   const demo = conceptPromptSets(DEMO_DEFAULTS.concept);
   return {
-    'esd-x': { concept: 'circle', method: 'esd-x', iterations, ddimSteps: 25, lr: 1e-4, preserve: [], preserveWeight: 0 },
+    'esd-x': { concept: 'circle', method: 'esd-x', iterations, ddimSteps: 25, lr: 1e-4, preserve: [], preserveWeight: 0, preserveProjection: 0, projectionKeep: [] },
     [`demo (${DEMO_DEFAULTS.method} + preservation)`]: {
       concept: demo.eraseText,
       method: DEMO_DEFAULTS.method,
@@ -28,6 +29,8 @@ function workloads(quick) {
       lr: DEMO_DEFAULTS.lr,
       preserve: demo.preserve,
       preserveWeight: DEMO_DEFAULTS.preserveWeight,
+      preserveProjection: DEMO_DEFAULTS.preserveProjection,
+      projectionKeep: demo.preserveCaptions,
     },
   };
 }
@@ -48,6 +51,8 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
       const refArgs = [path.join(ROOT, 'scripts', 'esd_reference.py'), model, '--concept', w.concept, '--method', w.method, '--iterations', String(w.iterations), '--ddim-steps', String(w.ddimSteps), '--lr', String(w.lr), '--threads', String(threads), '--out', path.join(tmp, 'ref.safetensors')];
       for (const p of w.preserve) refArgs.push(`--preserve=${p}`);
       if (w.preserve.length) refArgs.push('--preserve-weight', String(w.preserveWeight));
+      for (const p of w.projectionKeep) refArgs.push(`--projection-keep=${p}`);
+      if (w.preserveProjection) refArgs.push('--preserve-projection', String(w.preserveProjection));
       const ref = run('python3', refArgs, pythonEnv);
       let maxRel = 0;
       ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
@@ -57,6 +62,8 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
         method: w.method,
         preserve: w.preserve,
         preserveWeight: w.preserveWeight,
+        preserveProjection: w.preserveProjection,
+        projectionKeep: w.projectionKeep,
         iterations: w.iterations,
         ddimSteps: w.ddimSteps,
         threads,

@@ -11,7 +11,7 @@ import { printJson } from './output';
 import { interruptSignal, ProgressBar } from './progress';
 
 /** The demo's defaults on the bundled model, chosen by measurement (see the README's ESD table). */
-export const DEMO_DEFAULTS = { concept: 'circle', method: 'esd-x-strict' as EsdMethod, iterations: 400, lr: 1e-3, ddimSteps: 25, eta: 1, startGuidance: 3, preserveWeight: 1, n: 8, steps: 20, guidance: 5 };
+export const DEMO_DEFAULTS = { concept: 'circle', method: 'esd-x-strict' as EsdMethod, iterations: 400, lr: 1e-3, ddimSteps: 25, eta: 1, startGuidance: 3, preserveWeight: 1, preserveProjection: 1, n: 8, steps: 20, guidance: 5 };
 
 export const command = 'demo';
 export const describe = 'The main job: erase a concept from the bundled model with ESD-x (strict: cross-attention to_k/to_v, keeping the other concepts), evaluate before and after, write ./lethe-demo/';
@@ -20,8 +20,9 @@ export function builder(y: Argv) {
   return y
     .option('concept', { type: 'string', default: DEMO_DEFAULTS.concept, describe: 'a shape, a style or Sunny' })
     .option('erase-text', { type: 'string', describe: 'the text ESD trains on (default: the concept as the captions phrase it, e.g. "a circle")' })
-    .option('preserve', { type: 'string', array: true, describe: 'prompts whose predictions ESD keeps (default: "" and every other concept of the bundled model)' })
-    .option('preserve-weight', { type: 'number', default: DEMO_DEFAULTS.preserveWeight, describe: 'weight of the preservation term (0: plain ESD)' })
+    .option('preserve', { type: 'string', array: true, describe: 'prompts whose predictions ESD keeps (default: "" and every other concept of the bundled model, and for the projection also the color–shape captions not evaluated)' })
+    .option('preserve-weight', { type: 'number', default: DEMO_DEFAULTS.preserveWeight, describe: 'weight of the preservation term (0: none)' })
+    .option('preserve-projection', { type: 'number', default: DEMO_DEFAULTS.preserveProjection, describe: 'weight of the closed-form preservation of the key/value deltas (0: none; both 0: plain ESD)' })
     .option('method', { type: 'string', choices: ESD_METHODS as unknown as string[], default: DEMO_DEFAULTS.method })
     .option('iterations', { type: 'number', default: DEMO_DEFAULTS.iterations })
     .option('lr', { type: 'number', default: DEMO_DEFAULTS.lr })
@@ -36,6 +37,7 @@ interface Args {
   eraseText?: string;
   preserve?: string[];
   preserveWeight: number;
+  preserveProjection: number;
   method: string;
   iterations: number;
   lr: number;
@@ -54,7 +56,10 @@ export async function handler(argv: Args) {
     const { signal } = interrupt;
     const sets = conceptPromptSets(argv.concept);  // refuses unknown concepts before any work
     const eraseText = argv.eraseText ?? sets.eraseText;
-    const preserve = argv.preserveWeight > 0 ? (argv.preserve ?? sets.preserve).filter((p) => p !== eraseText) : [];
+    const keeps = argv.preserveWeight > 0 || argv.preserveProjection > 0;
+    const preserve = keeps ? (argv.preserve ?? sets.preserve).filter((p) => p !== eraseText) : [];
+    // --preserve replaces both lists; by default the projection also keeps the color–shape captions.
+    const projectionKeep = keeps && !argv.preserve ? sets.preserveCaptions.filter((p) => p !== eraseText) : [];
     const base = await Pipeline.load('default', { signal });
     const delta = path.join(tmp, 'delta.safetensors');
     const er = await erase({
@@ -70,6 +75,8 @@ export async function handler(argv: Args) {
       startGuidance: DEMO_DEFAULTS.startGuidance,
       preserve,
       preserveWeight: argv.preserveWeight,
+      preserveProjection: argv.preserveProjection,
+      projectionKeep,
       seed: argv.seed,
       signal,
       onProgress: bar.update,
@@ -81,7 +88,7 @@ export async function handler(argv: Args) {
     const ev = await evaluateErasure(base, erased, argv.concept, settings, { signal, onProgress: bar.update, keepImages: true });
     bar.done();
     const seconds = (Date.now() - started) / 1000;
-    const meta = { demo: true, concept: argv.concept, eraseText, method: argv.method, erase: { iterations: argv.iterations, lr: argv.lr, preserve, preserveWeight: argv.preserveWeight, seconds: er.seconds, finalLoss: er.losses.at(-1) }, settings, wallSeconds: seconds };
+    const meta = { demo: true, concept: argv.concept, eraseText, method: argv.method, erase: { iterations: argv.iterations, lr: argv.lr, preserve, preserveWeight: argv.preserveWeight, preserveProjection: argv.preserveProjection, projectionKeep, seconds: er.seconds, finalLoss: er.losses.at(-1) }, settings, wallSeconds: seconds };
     await writeErasureReport(argv.out, meta, ev);
     // The delta and its erase report go into the finished folder too.
     fs.copyFileSync(delta, path.join(argv.out, 'delta.safetensors'));

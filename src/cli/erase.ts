@@ -23,6 +23,8 @@ export function builder(y: Argv) {
     .option('erase-from', { type: 'string', describe: 'sample and train on this prompt (target built from the concept)' })
     .option('preserve', { type: 'string', array: true, describe: 'keep this prompt\'s predictions (repeatable; "" is the unconditional prompt); not in the reference' })
     .option('preserve-weight', { type: 'number', default: 1, describe: 'weight of the preservation term' })
+    .option('projection-keep', { type: 'string', array: true, describe: 'a further prompt only the projection keeps (repeatable)' })
+    .option('preserve-projection', { type: 'number', default: 0, describe: 'closed-form preservation: refit the key/value deltas to keep the --preserve prompts\' token states (weight; 0: off); not in the reference' })
     .option('checkpoint-every', { type: 'number', default: 100, describe: 'iterations between checkpoints (0: none)' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue from the checkpoint beside --out' })
     .option('device', { type: 'string', default: 'cpu' })
@@ -45,6 +47,8 @@ interface Args {
   eraseFrom?: string;
   preserve?: string[];
   preserveWeight: number;
+  preserveProjection: number;
+  projectionKeep?: string[];
   checkpointEvery: number;
   resume: boolean;
   device: string;
@@ -71,6 +75,8 @@ export async function handler(argv: Args) {
       eraseFrom: argv.eraseFrom,
       preserve: argv.preserve,
       preserveWeight: argv.preserveWeight,
+      preserveProjection: argv.preserveProjection,
+      projectionKeep: argv.projectionKeep,
       checkpointEvery: argv.checkpointEvery,
       resume: argv.resume,
       device: argv.device,

@@ -53,6 +53,18 @@ export interface EraseOptions extends RunOptions {
    */
   preserve?: string[];
   preserveWeight?: number;
+  /**
+   * Closed-form preservation (not in the reference), applied to the finished delta: each
+   * cross-attention key/value delta D (attn2.to_k / to_v, which read the text encoder's token
+   * states) becomes D·Ae·(Ae + a·Ap + r·I)⁻¹, the least-squares edit that keeps what training did
+   * to the erased prompt's token states (second moment Ae) and undoes it, in proportion to a =
+   * preserveProjection, on the kept prompts' states (Ap: `preserve` and `projectionKeep`). 0
+   * (default): off. Needs kept prompts and a method that trains to_k / to_v (esd-x, esd-x-strict,
+   * esd-all).
+   */
+  preserveProjection?: number;
+  /** Further prompts the projection keeps, beyond `preserve` (the preservation term never draws them). */
+  projectionKeep?: string[];
   /** Write a checkpoint every N iterations (0: never); `resume` continues from it. */
   checkpointEvery?: number;
   resume?: boolean;
@@ -108,20 +120,29 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   if (sampleWith !== 'trained' && sampleWith !== 'frozen') badArg("sampleWith must be 'trained' or 'frozen'");
   if (o.eraseFrom !== undefined && o.eraseFrom.trim() === '') badArg('eraseFrom is an empty prompt');
   const preserveWeight = checkNumber(o.preserveWeight ?? 1, 'preserveWeight', (v) => v >= 0, 'a number >= 0');
+  const preserveProjection = checkNumber(o.preserveProjection ?? 0, 'preserveProjection', (v) => v >= 0, 'a number >= 0');
   // Weight 0 is plain ESD: no preservation term and the reference's random stream.
-  const preserve = preserveWeight > 0 ? (o.preserve ?? []).map((p) => p.trim()) : [];
-  for (const p of preserve) if (concepts.includes(p)) badArg(`'${p}' is both a concept to erase and a prompt to preserve`);
+  const preserve = preserveWeight > 0 || preserveProjection > 0 ? (o.preserve ?? []).map((p) => p.trim()) : [];
+  const projectionKeep = preserveProjection > 0 ? (o.projectionKeep ?? []).map((p) => p.trim()) : [];
+  if (preserveProjection > 0 && preserve.length + projectionKeep.length === 0) badArg('preserveProjection needs prompts to keep: give preserve (e.g. --preserve "" --preserve "a square")');
+  // The term draws only from `preserve`: with weight 0 those prompts serve the projection alone.
+  const projected = preserveWeight > 0 ? projectionKeep : [...preserve, ...projectionKeep];
+  const drawn = preserveWeight > 0 ? preserve : [];
+  if (preserveProjection > 0 && !['esd-x', 'esd-x-strict', 'esd-all'].includes(o.method))
+    badArg(`preserveProjection acts on the cross-attention keys and values (attn2.to_k / to_v), which ${o.method} does not train; use esd-x, esd-x-strict or esd-all`);
+  for (const p of [...preserve, ...projectionKeep]) if (concepts.includes(p)) badArg(`'${p}' is both a concept to erase and a prompt to preserve`);
 
   const pipe = o.pipeline ?? (await Pipeline.load(o.model, { device: o.device, dtype: o.dtype, signal: o.signal }));
   if (pipe.deltas.length) badArg('the pipeline already has deltas applied; erase from the base model');
   const uncond = await pipe.encodePrompt(['']);
   const conceptEmb = await Promise.all(concepts.map((c) => pipe.encodePrompt([c])));
-  const preserveEmb = await Promise.all(preserve.map((p) => pipe.encodePrompt([p])));
+  const preserveEmb = await Promise.all(drawn.map((p) => pipe.encodePrompt([p])));
+  const projectionEmb = await Promise.all(projected.map((p) => pipe.encodePrompt([p])));
   const trainEmb = o.eraseFrom ? await Promise.all(concepts.map(() => pipe.encodePrompt([o.eraseFrom!]))) : conceptEmb;
   const plan = makePlan(pipe.schedulerConfig, { scheduler: 'ddim', steps: ddimSteps });
   const trainTimesteps = (pipe.schedulerConfig as { num_train_timesteps?: number }).num_train_timesteps ?? 1000;
   const fingerprint = await modelFingerprint(pipe.dir);
-  const hyperparameters = { eta, iterations, lr, startGuidance, ddimSteps, seed, sampleWith, eraseFrom: o.eraseFrom ?? null, preserve, preserveWeight: preserve.length ? preserveWeight : 0, dtype: pipe.info.dtype };
+  const hyperparameters = { eta, iterations, lr, startGuidance, ddimSteps, seed, sampleWith, eraseFrom: o.eraseFrom ?? null, preserve, preserveWeight: drawn.length ? preserveWeight : 0, preserveProjection, projectionKeep, dtype: pipe.info.dtype };
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const version = (require('../../package.json') as { version: string }).version;
   const metadata: Record<string, string> = {
@@ -146,6 +167,8 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
         trainPrompts: trainEmb,
         preserve: preserveEmb.length ? preserveEmb : undefined,
         preserveWeight,
+        preserveProjection,
+        projectionKeep: projectionEmb.length ? projectionEmb : undefined,
         uncond,
         plan,
         eta,

@@ -58,6 +58,14 @@ export interface ConceptPromptSets {
    * name the shapes and styles that related and unrelated prompts use, but are never those prompts.
    */
   preserve: string[];
+  /**
+   * What the demo's closed-form preservation keeps besides `preserve`: captions of the erased
+   * concept's siblings, phrased as the captions phrase them — for a shape or Sunny the color–shape
+   * captions of the other shapes ("a red square" …), for a style the style–shape captions of the
+   * other styles ("a dotted star" …) — less evaluation prompts. Only the projection uses them;
+   * drawn by the preservation term they dilute the erasure (README, calibration).
+   */
+  preserveCaptions: string[];
   /** What "the concept appears" means for the classifier. */
   target: Expectation;
   targetPrompts: EvalPrompt[];
@@ -87,10 +95,15 @@ export function conceptPromptSets(conceptText: string): ConceptPromptSets {
   // Evaluation prompts are held out ("a face" when erasing a circle), so specificity is measured
   // on prompts the preservation term never saw.
   const evaluated = new Set([...sets.targetPrompts, ...sets.related, ...sets.unrelated, ...sets.robustness].map((p) => p.prompt));
-  return { ...sets, preserve: ['', ...worldConceptTexts().filter((t) => t !== sets.eraseText && !evaluated.has(t))] };
+  const preserve = ['', ...worldConceptTexts().filter((t) => t !== sets.eraseText && !evaluated.has(t))];
+  const siblings = sets.target.style
+    ? styleShapePrompts().filter((p) => p.expect.style !== sets.target.style)
+    : colorShapePrompts().filter((p) => p.expect.shape !== sets.target.shape);
+  const preserveCaptions = siblings.map((p) => p.prompt).filter((p) => !evaluated.has(p) && !preserve.includes(p));
+  return { ...sets, preserve, preserveCaptions };
 }
 
-function conceptPromptSetsWithoutPreserve(conceptText: string): Omit<ConceptPromptSets, 'preserve'> {
+function conceptPromptSetsWithoutPreserve(conceptText: string): Omit<ConceptPromptSets, 'preserve' | 'preserveCaptions'> {
   const concept = conceptText.trim().toLowerCase();
   const unrelatedPool: EvalPrompt[] = [
     { prompt: 'a green square', expect: { shape: 'square', color: 'green' }, group: 'unrelated' },

@@ -72,11 +72,12 @@ class EsdJob : public AsyncJob {
     train_prompts_ = tensorList(o.Get("trainPrompts"), "trainPrompts");
     if (train_prompts_.size() != concepts_.size()) fail(codes::kBadArgument, "trainPrompts must have one entry per concept");
     if (o.Has("preserve") && !o.Get("preserve").IsUndefined()) preserve_ = tensorList(o.Get("preserve"), "preserve");
+    // Every prompt the projection keeps (the term's kept prompts included).
     if (o.Has("projectionKeep") && !o.Get("projectionKeep").IsUndefined()) projection_keep_ = tensorList(o.Get("projectionKeep"), "projectionKeep");
     preserve_weight_ = OptionNumber(o, "preserveWeight", 1.0);
     preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
     if (!(preserve_weight_ >= 0) || !(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveWeight and preserveProjection must be >= 0");
-    if (preserve_projection_ > 0 && preserve_.empty() && projection_keep_.empty()) fail(codes::kBadArgument, "preserveProjection needs kept prompts (preserve or projectionKeep)");
+    if (preserve_projection_ > 0 && projection_keep_.empty()) fail(codes::kBadArgument, "preserveProjection needs the prompts it keeps (projectionKeep)");
     uncond_ = tensorFromJs(o.Get("uncond"), "uncond");
     plan_ = PlanFromJs(o.Get("plan"));
     eta_ = OptionNumber(o, "eta", 1.0);
@@ -244,9 +245,7 @@ class EsdJob : public AsyncJob {
       torch::NoGradGuard ng;
       for (size_t i = 0; i < selected.size(); ++i) delta.emplace_back(selected[i].first, (selected[i].second - base_[i]).to(torch::kFloat32).cpu());
       if (preserve_projection_ > 0) {
-        std::vector<torch::Tensor> kept = preserve_;
-        kept.insert(kept.end(), projection_keep_.begin(), projection_keep_.end());
-        const torch::Tensor map = PreservationMap(train_prompts_, kept, preserve_projection_);
+        const torch::Tensor map = PreservationMap(train_prompts_, projection_keep_, preserve_projection_);
         for (auto& [name, d] : delta)
           if (ReadsTextStates(name)) d = d.to(torch::kFloat64).mm(map).to(torch::kFloat32);
       }

@@ -20,7 +20,7 @@ export function builder(y: Argv) {
   return y
     .option('concept', { type: 'string', default: DEMO_DEFAULTS.concept, describe: 'a shape, a style or Sunny' })
     .option('erase-text', { type: 'string', describe: 'the text ESD trains on (default: the concept as the captions phrase it, e.g. "a circle")' })
-    .option('preserve', { type: 'string', array: true, describe: 'prompts whose predictions ESD keeps (default: "" and every other concept of the bundled model, and for the projection also the color–shape captions not evaluated)' })
+    .option('preserve', { type: 'string', array: true, describe: 'prompts whose predictions ESD keeps (default: "" and every other concept of the bundled model, and for the projection also the captions of the erased concept\'s siblings, never an evaluation prompt)' })
     .option('preserve-weight', { type: 'number', default: DEMO_DEFAULTS.preserveWeight, describe: 'weight of the preservation term (0: none)' })
     .option('preserve-projection', { type: 'number', default: DEMO_DEFAULTS.preserveProjection, describe: 'weight of the closed-form preservation of the key/value deltas (0: none; both 0: plain ESD)' })
     .option('method', { type: 'string', choices: ESD_METHODS as unknown as string[], default: DEMO_DEFAULTS.method })
@@ -58,7 +58,7 @@ export async function handler(argv: Args) {
     const eraseText = argv.eraseText ?? sets.eraseText;
     const keeps = argv.preserveWeight > 0 || argv.preserveProjection > 0;
     const preserve = keeps ? (argv.preserve ?? sets.preserve).filter((p) => p !== eraseText) : [];
-    // --preserve replaces both lists; by default the projection also keeps the color–shape captions.
+    // --preserve replaces both lists; by default the projection also keeps the siblings' captions.
     const projectionKeep = keeps && !argv.preserve ? sets.preserveCaptions.filter((p) => p !== eraseText) : [];
     const base = await Pipeline.load('default', { signal });
     const delta = path.join(tmp, 'delta.safetensors');

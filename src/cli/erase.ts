@@ -24,7 +24,7 @@ export function builder(y: Argv) {
     .option('preserve', { type: 'string', array: true, describe: 'keep this prompt\'s predictions (repeatable; "" is the unconditional prompt); not in the reference' })
     .option('preserve-weight', { type: 'number', default: 1, describe: 'weight of the preservation term' })
     .option('projection-keep', { type: 'string', array: true, describe: 'a further prompt only the projection keeps (repeatable)' })
-    .option('preserve-projection', { type: 'number', default: 0, describe: 'closed-form preservation: refit the key/value deltas to keep the --preserve prompts\' token states (weight; 0: off); not in the reference' })
+    .option('preserve-projection', { type: 'number', default: 0, describe: 'closed-form preservation: refit the key/value deltas to keep the token states of the --preserve and --projection-keep prompts (weight; 0: off); not in the reference' })
     .option('checkpoint-every', { type: 'number', default: 100, describe: 'iterations between checkpoints (0: none)' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue from the checkpoint beside --out' })
     .option('device', { type: 'string', default: 'cpu' })

@@ -49,7 +49,8 @@ export interface EraseOptions extends RunOptions {
   /**
    * Prompts whose predictions are kept (not in the reference): each iteration adds
    * preserveWeight * MSE(eps_theta(x,t,p), eps*(x,t,p)) for one of them at random, on the same x
-   * and t as the erasure term. '' is the unconditional prompt, which every guided generation uses.
+   * and t as the erasure term; the projection below keeps them too. '' is the unconditional
+   * prompt, which every guided generation uses.
    */
   preserve?: string[];
   preserveWeight?: number;
@@ -125,8 +126,7 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   const preserve = preserveWeight > 0 || preserveProjection > 0 ? (o.preserve ?? []).map((p) => p.trim()) : [];
   const projectionKeep = preserveProjection > 0 ? (o.projectionKeep ?? []).map((p) => p.trim()) : [];
   if (preserveProjection > 0 && preserve.length + projectionKeep.length === 0) badArg('preserveProjection needs prompts to keep: give preserve (e.g. --preserve "" --preserve "a square")');
-  // The term draws only from `preserve`: with weight 0 those prompts serve the projection alone.
-  const projected = preserveWeight > 0 ? projectionKeep : [...preserve, ...projectionKeep];
+  // The term draws from `preserve` (none with weight 0); the projection keeps both lists.
   const drawn = preserveWeight > 0 ? preserve : [];
   if (preserveProjection > 0 && !['esd-x', 'esd-x-strict', 'esd-all'].includes(o.method))
     badArg(`preserveProjection acts on the cross-attention keys and values (attn2.to_k / to_v), which ${o.method} does not train; use esd-x, esd-x-strict or esd-all`);
@@ -136,8 +136,9 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   if (pipe.deltas.length) badArg('the pipeline already has deltas applied; erase from the base model');
   const uncond = await pipe.encodePrompt(['']);
   const conceptEmb = await Promise.all(concepts.map((c) => pipe.encodePrompt([c])));
-  const preserveEmb = await Promise.all(drawn.map((p) => pipe.encodePrompt([p])));
-  const projectionEmb = await Promise.all(projected.map((p) => pipe.encodePrompt([p])));
+  const keptEmb = await Promise.all(preserve.map((p) => pipe.encodePrompt([p])));
+  const preserveEmb = drawn.length ? keptEmb : [];
+  const projectionEmb = preserveProjection > 0 ? [...keptEmb, ...(await Promise.all(projectionKeep.map((p) => pipe.encodePrompt([p]))))] : [];
   const trainEmb = o.eraseFrom ? await Promise.all(concepts.map(() => pipe.encodePrompt([o.eraseFrom!]))) : conceptEmb;
   const plan = makePlan(pipe.schedulerConfig, { scheduler: 'ddim', steps: ddimSteps });
   const trainTimesteps = (pipe.schedulerConfig as { num_train_timesteps?: number }).num_train_timesteps ?? 1000;

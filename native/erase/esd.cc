@@ -147,7 +147,7 @@ class EsdJob : public AsyncJob {
     if (selected.empty()) fail(codes::kBadArgument, "parameter set '" + param_set_ + "' selects no parameter of this UNet");
     for (const auto& [_, p] : selected) trained_parameters_ += p.numel();
     if (preserve_projection_ > 0 && std::none_of(selected.begin(), selected.end(), [](const auto& p) { return ReadsTextStates(p.first); }))
-      fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which parameter set '" + param_set_ + "' does not train");
+      fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which parameter set '" + param_set_ + "' does not train; use a method that trains them (esd-x, esd-x-strict, esd-all)");
 
     AdamW opt(selected, {lr_, 0.9, 0.999, 1e-8, 0.0});
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_);

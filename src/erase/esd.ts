@@ -128,8 +128,6 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   if (preserveProjection > 0 && preserve.length + projectionKeep.length === 0) badArg('preserveProjection needs prompts to keep: give preserve (e.g. --preserve "" --preserve "a square")');
   // The term draws from `preserve` (none with weight 0); the projection keeps both lists.
   const drawn = preserveWeight > 0 ? preserve : [];
-  if (preserveProjection > 0 && !['esd-x', 'esd-x-strict', 'esd-all'].includes(o.method))
-    badArg(`preserveProjection acts on the cross-attention keys and values (attn2.to_k / to_v), which ${o.method} does not train; use esd-x, esd-x-strict or esd-all`);
   for (const p of [...preserve, ...projectionKeep]) if (concepts.includes(p)) badArg(`'${p}' is both a concept to erase and a prompt to preserve`);
 
   const pipe = o.pipeline ?? (await Pipeline.load(o.model, { device: o.device, dtype: o.dtype, signal: o.signal }));

@@ -1,8 +1,11 @@
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
+import * as zlib from 'zlib';
+import sharp from 'sharp';
 import { Worker } from 'worker_threads';
 import { benchMatmul, nativeInfo } from '../src';
-import { expectCode, ROOT } from './helpers';
+import { expectCode, ROOT, tmpDir } from './helpers';
 
 describe('nativeInfo', () => {
   test('reports torch, CUDA and threads from the main thread', () => {
@@ -91,6 +94,48 @@ describe('async native jobs', () => {
     await expectCode(() => benchMatmul({ dtype: 'int8' as never }), 'LETHE_BAD_ARGUMENT');
     if (!nativeInfo().cudaAvailable) await expectCode(() => benchMatmul({ device: 'cuda:0' }), 'LETHE_DEVICE');
     await expectCode(() => benchMatmul({ device: 'tpu' }), 'LETHE_DEVICE');
+  });
+});
+
+describe('queued native jobs hold no libuv thread', () => {
+  test('while 8 jobs wait for the torch thread, fs, zlib and sharp in the same process finish in well under a second', async () => {
+    // libuv's pool has 4 threads: a job that blocked one while it waits would starve fs/zlib/sharp.
+    const dir = tmpDir();
+    const file = path.join(dir, 'data.bin');
+    fs.writeFileSync(file, Buffer.alloc(1 << 16, 7));
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
+    const jobs = Array.from({ length: 8 }, () => benchMatmul({ size: 128, seconds: 0.5 }));
+    const timed = async (work: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await work();
+      return performance.now() - t0;
+    };
+    await new Promise((r) => setTimeout(r, 100));  // the jobs are queued and the first one runs
+    const ms = {
+      fs: await timed(() => fs.promises.readFile(file)),
+      zlib: await timed(() => new Promise((resolve, reject) => zlib.gzip(Buffer.alloc(1 << 20, 3), (e, b) => (e ? reject(e) : resolve(b))))),
+      sharp: await timed(() => sharp(png).resize(32, 32).png().toBuffer()),
+    };
+    const settledEarly = await Promise.race([Promise.all(jobs).then(() => true), new Promise((r) => setTimeout(() => r(false), 0))]);
+    expect(settledEarly).toBe(false);  // the measurements above ran while jobs were still queued
+    await Promise.all(jobs);
+    fs.rmSync(dir, { recursive: true, force: true });
+    for (const [what, t] of Object.entries(ms)) expect([what, t < 500]).toEqual([what, true]);
+  });
+
+  test('terminating a worker_thread while its job runs cancels the job; the process goes on', async () => {
+    const code = `
+      const { parentPort } = require('worker_threads');
+      const lethe = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))});
+      lethe.benchMatmul({ size: 128, seconds: 60, onProgress: () => parentPort.postMessage('running') });`;
+    const w = new Worker(code, { eval: true });
+    await new Promise((resolve) => w.once('message', resolve));
+    await w.terminate();
+    // The torch thread is free again once the cancelled job stops: a new job runs at once.
+    const t0 = Date.now();
+    const r = await benchMatmul({ size: 64, seconds: 0.2 });
+    expect(r.iterations).toBeGreaterThan(0);
+    expect(Date.now() - t0).toBeLessThan(20000);
   });
 });
 

@@ -1,5 +1,5 @@
 // A cancel flag shared between a JS object (driven by an AbortSignal on the TS side) and native
-// loops, which poll it every step: AsyncWorker::Cancel cannot stop work that is already running.
+// loops, which poll it every step (a running job cannot be interrupted from outside).
 #pragma once
 #include <napi.h>
 

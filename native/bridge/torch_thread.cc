@@ -6,8 +6,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <exception>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -54,24 +52,13 @@ std::shared_ptr<Queue> torchQueue() {
 
 }  // namespace
 
-void RunOnTorchThread(const std::function<void()>& work) {
-  // Shared: the caller may wake and return while set_value is still unwinding on the torch thread.
-  auto done = std::make_shared<std::promise<void>>();
-  std::future<void> result = done->get_future();
+void PostToTorchThread(std::function<void()> task) {
   auto q = torchQueue();
   {
     std::lock_guard<std::mutex> lock(q->mutex);
-    q->tasks.emplace_back([&work, done] {
-      try {
-        work();
-        done->set_value();
-      } catch (...) {
-        done->set_exception(std::current_exception());
-      }
-    });
+    q->tasks.push_back(std::move(task));
   }
   q->ready.notify_one();
-  result.get();
 }
 
 void SetTorchThreads(int n) { requested_threads.store(n); }

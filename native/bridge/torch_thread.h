@@ -11,9 +11,9 @@
 
 namespace lethe {
 
-// Runs `work` on the torch thread and blocks the caller (a libuv worker) until it is done;
-// an exception thrown by `work` is rethrown here.
-void RunOnTorchThread(const std::function<void()>& work);
+// Queues `task` on the torch thread and returns at once; tasks run one after another in the
+// order they were posted. `task` must not throw (AsyncJob catches and settles its promise).
+void PostToTorchThread(std::function<void()> task);
 
 // The intra-op thread count the torch thread uses from its next job on (lethe.setThreads).
 void SetTorchThreads(int n);

@@ -17,5 +17,20 @@ export { makePlan, applyPlan, readSchedulerConfig, SAMPLER_NAMES } from './sched
 export type { SamplingPlan, SamplingStep, SamplerName } from './schedulers';
 export { resolveModelDir, DEFAULT_MODEL_DIR } from './models';
 export { pngOf, toRgb8 } from './image';
-export { erase, readDeltaInfo, modelFingerprint, ESD_METHODS, ESD_PARAMETER_SETS, ESD_DEFAULTS } from './erase';
-export type { EraseOptions, EraseResult, EsdMethod, DeltaInfo } from './erase';
+export {
+  erase,
+  methodIds,
+  getMethod,
+  registerMethod,
+  describeApplied,
+  readDeltaInfo,
+  modelFingerprint,
+  componentFingerprint,
+  exportModel,
+  PARAMETER_PRESETS,
+  resolveParams,
+  ESD_METHODS,
+} from './erase';
+export type { EraseOptions, EraseResult, AppliedOptions, ErasureMethod, EsdOptions, DeltaInfo, ParameterSelection } from './erase';
+export { readModelDefaults } from './models';
+export type { ModelDefaults } from './models';

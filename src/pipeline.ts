@@ -2,12 +2,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ErrorCodes, LetheError } from './errors';
 import { runNativeJob, type RunOptions } from './job';
-import { resolveModelDir } from './models';
+import { readModelDefaults, resolveModelDir, type ModelDefaults } from './models';
 import { native } from './native';
 import { makePlan, readSchedulerConfig, type SamplerName, type SamplingPlan, type SchedulerConfigJson } from './schedulers';
 import type { AnyTensor, Tensor } from './tensor';
 import { CLIPTokenizer } from './tokenizer';
 import { checkDeltasFor, type DeltaInfo } from './erase/delta';
+import { modelFingerprint, sha256File } from './erase/fingerprint';
+import { createHash } from 'crypto';
 
 export type ComputeDtype = 'float32' | 'bfloat16' | 'float16';
 
@@ -39,14 +41,8 @@ export interface NativePipeline {
   vaeDecode(o: object): Promise<Tensor>;
   sample(o: object): Promise<{ latents: Tensor; images?: Tensor }>;
   applyDelta(o: object): Promise<number>;
-  saveUnet(o: object): Promise<void>;
-  esd(o: object): Promise<EsdNativeResult>;
-}
-
-export interface EsdNativeResult {
-  losses: number[];
-  trainedParameters: number;
-  seconds: { sampling: number; frozenPredictions: number; trainedForwardBackward: number; optimizer: number };
+  saveComponent(o: object): Promise<void>;
+  erase(o: object): Promise<unknown>;
 }
 
 export interface EncodePromptOptions extends RunOptions {
@@ -59,11 +55,16 @@ export interface GenerateOptions extends RunOptions {
   negativePrompt?: string | string[];
   /** Images per prompt (default 1). */
   n?: number;
+  /** Default: the model's generation defaults (its lethe.json), else Stable Diffusion's 50. */
   steps?: number;
+  /** Default: the model's generation defaults, else 7.5. */
   guidance?: number;
+  /** Default: the model's generation defaults, else its own scheduler class. */
   scheduler?: SamplerName;
   /** DDIM's eta (default 0). */
   eta?: number;
+  /** DDIM / DDPM: clamp the predicted x0 (default: the scheduler config's clip_sample, as diffusers). */
+  clipSample?: boolean;
   seed?: number;
   /** Initial latents [prompts×n, C, H/f, W/f]; otherwise drawn from `seed` like diffusers' CPU generator. */
   latents?: Tensor;
@@ -128,6 +129,7 @@ export class Pipeline {
     readonly sampleSize: number,
     readonly defaultScheduler: SamplerName,
     private readonly onWarning: (message: string) => void,
+    readonly defaults: ModelDefaults | Record<string, never>,
   ) {}
 
   /** Deltas added to this pipeline's UNet so far. */
@@ -156,20 +158,42 @@ export class Pipeline {
       );
     const cls = (schedulerConfig as { _class_name?: string })._class_name ?? '';
     const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'LetheWarning'));
-    const pipe = new Pipeline(dir, tokenizer, schedulerConfig, handle, info, unetConfig.sample_size ?? 64, SCHEDULER_BY_CLASS[cls] ?? 'ddim', warn);
+    const defaults = readModelDefaults(dir);
+    const pipe = new Pipeline(dir, tokenizer, schedulerConfig, handle, info, unetConfig.sample_size ?? 64, SCHEDULER_BY_CLASS[cls] ?? 'ddim', warn, defaults);
     for (const d of options.deltas ?? []) await pipe.applyDelta(d, { signal });
     return pipe;
   }
 
   /**
-   * Adds an erasure's delta file to this pipeline's UNet (in place: the pipeline becomes the
-   * erased model). Refused when the delta was made from another base model.
+   * Adds an erasure's delta file to this pipeline (in place: the pipeline becomes the erased
+   * model): UNet and text-encoder weights, prompt memory. Refused when the delta was made from
+   * other base components, or sets an extra tensor a delta already applied sets.
    */
   async applyDelta(file: string, options: RunOptions & { scale?: number } = {}): Promise<DeltaInfo> {
-    const [info] = await checkDeltasFor(this.dir, [file]);
+    const [info] = await checkDeltasFor(this.dir, [file], this.deltas);
     await runNativeJob((o) => this.handle.applyDelta({ ...o, path: file, scale: options.scale ?? 1 }), options);
     this.deltas.push(info);
     return info;
+  }
+
+  /**
+   * What identifies this model as it is now, for the sample cache's keys: the base folder's
+   * fingerprint (text encoder, UNet, VAE), its tokenizer and scheduler files, and the applied
+   * deltas' contents in order.
+   */
+  async identity(): Promise<string> {
+    const h = createHash('sha256').update(await modelFingerprint(this.dir));
+    for (const sub of ['tokenizer', 'scheduler']) {
+      const dir = path.join(this.dir, sub);
+      for (const f of fs.readdirSync(dir).sort()) if (fs.statSync(path.join(dir, f)).isFile()) h.update(`\n${sub}/${f}:${await sha256File(path.join(dir, f))}`);
+    }
+    for (const d of this.deltas) h.update(`\ndelta:${await sha256File(d.file)}`);
+    return h.digest('hex');
+  }
+
+  /** The sampler generate() uses when none is named. */
+  get generationScheduler(): SamplerName {
+    return (this.defaults.generation?.scheduler as SamplerName | undefined) ?? this.defaultScheduler;
   }
 
   /** @internal The native handle, for the erasure methods and export. */
@@ -224,8 +248,9 @@ export class Pipeline {
     if (negatives && negatives.length !== prompts.length && negatives.length !== 1)
       badArg(`negativePrompt has ${negatives.length} entries for ${prompts.length} prompts`);
     const n = positiveInt(options.n, 1, 'n', 1024);
-    const steps = positiveInt(options.steps, 50, 'steps', 1000);
-    const guidance = options.guidance ?? 7.5;
+    const gen = this.defaults.generation ?? {};
+    const steps = positiveInt(options.steps, gen.steps ?? 50, 'steps', 1000);
+    const guidance = options.guidance ?? gen.guidance ?? 7.5;
     if (!Number.isFinite(guidance)) badArg('guidance must be a finite number');
     const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0) badArg('seed must be a non-negative integer');
@@ -233,7 +258,8 @@ export class Pipeline {
     const height = positiveInt(options.height, this.sampleSize * f, 'height', 8192);
     const width = positiveInt(options.width, this.sampleSize * f, 'width', 8192);
     if (height % f || width % f) badArg(`height and width must be multiples of ${f} (the VAE's downscale factor)`);
-    const plan = makePlan(this.schedulerConfig, { scheduler: options.scheduler ?? this.defaultScheduler, steps, eta: options.eta });
+    const scheduler = options.scheduler ?? this.generationScheduler;
+    const plan = makePlan(this.schedulerConfig, { scheduler, steps, eta: options.eta, clipSample: options.clipSample });
 
     // Each prompt repeated n times in a row, as diffusers' num_images_per_prompt.
     const expanded = prompts.flatMap((p) => Array(n).fill(p) as string[]);

@@ -35,9 +35,12 @@ describe('the bundled default model', () => {
     const j = JSON.parse(r.stdout);
     expect(j.summary.concept).toBe('circle');
     expect(fs.readdirSync(out).sort()).toEqual(['delta.safetensors', 'erase-report.json', 'grids', 'index.html', 'results.json']);
-    // ESD trained on the concept as the captions phrase it
+    // ESD at the bundled model's measured defaults, trained on the concept as the captions phrase it
     const report = JSON.parse(fs.readFileSync(path.join(out, 'erase-report.json'), 'utf8'));
-    expect(report.concepts).toEqual(['a circle']);
+    expect(report.method).toBe('esd-x-strict');
+    expect(report.concepts).toEqual(['circle']);
+    expect(report.hyperparameters.trainedOn).toEqual(['a circle']);
+    expect(report.defaults.sources).toMatchObject({ lr: 'model', ddimSteps: 'model', iterations: 'given', worldPrompts: 'model' });
     // ...keeping the unconditional prompt and the other concepts
     expect(report.hyperparameters.preserve).toEqual(expect.arrayContaining(['', 'a square', 'striped', 'Sunny']));
     expect(report.hyperparameters.preserve).not.toContain('a circle');

@@ -87,7 +87,8 @@ describe('ESD parameter sets, delta files and reports', () => {
     const info = readDeltaInfo(out);
     expect(info.method).toBe('esd-x');
     expect(info.concepts).toEqual(['red circle', 'star']);
-    expect(info.baseFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(info.formatVersion).toBe('2');
+    expect(info.baseFingerprints).toEqual({ unet: expect.stringMatching(/^[0-9a-f]{64}$/) });  // esd-x touches the UNet only
     expect(JSON.parse(info.metadata.hyperparameters)).toMatchObject({ iterations: 2, lr: 1e-3, ddimSteps: 4, eta: 1 });
     const report = JSON.parse(fs.readFileSync(r.report, 'utf8'));
     expect(report.lossCurve).toHaveLength(2);

@@ -1,5 +1,7 @@
 #include "models/attention.h"
 
+#include "bridge/errors.h"
+
 namespace lethe {
 
 namespace nn = torch::nn;
@@ -18,11 +20,35 @@ AttentionImpl::AttentionImpl(const AttentionOptions& o) : o_(o) {
   to_out->push_back(out_proj);  // to_out.0; diffusers' to_out.1 is a parameterless dropout
 }
 
+void AttentionImpl::checkMemory(const AttentionMemory& memory) const {
+  if (!isCrossAttention()) fail(codes::kBadArgument, "memory tokens are for cross-attention layers (attn2) only");
+  const int64_t dim = o_.cross_attention_dim;
+  for (const torch::Tensor* t : {&memory.k, &memory.v})
+    if (!t->defined() || (t->dim() != 2 && t->dim() != 3) || t->size(-1) != dim || t->size(-2) < 1)
+      fail(codes::kShapeMismatch, "memory tokens must be [tokens, " + std::to_string(dim) + "] or [batch, tokens, " + std::to_string(dim) + "]");
+  if (memory.k.size(-2) != memory.v.size(-2)) fail(codes::kShapeMismatch, "memory keys and values must have the same number of tokens");
+}
+
+void AttentionImpl::setMemory(std::shared_ptr<const AttentionMemory> memory) {
+  if (memory) checkMemory(*memory);
+  memory_ = std::move(memory);
+}
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
   const torch::Tensor& ctx = context.defined() ? context : x;
   const int64_t b = x.size(0);
   auto split = [&](const torch::Tensor& t) { return t.view({b, -1, o_.heads, o_.dim_head}).transpose(1, 2); };
-  torch::Tensor q = split(to_q(x)), k = split(to_k(ctx)), v = split(to_v(ctx));
+  torch::Tensor kin = ctx, vin = ctx;
+  if (memory_ && context.defined()) {
+    auto join = [&](const torch::Tensor& m) {
+      torch::Tensor mem = (m.dim() == 2 ? m.unsqueeze(0).expand({b, m.size(0), m.size(1)}) : m).to(ctx.device(), ctx.scalar_type());
+      if (mem.size(0) != b) fail(codes::kShapeMismatch, "memory tokens have batch " + std::to_string(mem.size(0)) + ", the input " + std::to_string(b));
+      return torch::cat({ctx, mem}, 1);
+    };
+    kin = join(memory_->k);
+    vin = join(memory_->v);
+  }
+  torch::Tensor q = split(to_q(x)), k = split(to_k(kin)), v = split(to_v(vin));
   torch::Tensor out;
   if (o_.upcast_attention && q.scalar_type() != torch::kFloat32) {
     out = at::scaled_dot_product_attention(q.to(torch::kFloat32), k.to(torch::kFloat32), v.to(torch::kFloat32)).to(q.scalar_type());

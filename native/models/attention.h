@@ -16,11 +16,27 @@ struct AttentionOptions {
   double group_norm_eps = 1e-6;
 };
 
+// Memory tokens of a cross-attention layer (docs/architecture.md, "Cross-attention memory"): extra
+// key and value tokens that join the text's token states before the key and value projections,
+//   K = W_k [c; P_k],  V = W_v [c; P_v],
+// so every query attends to text and memory in one softmax (the learnable-prompt paper's form;
+// IP-Adapter's second attention with its own projections is the other shape, not this one).
+// k and v: [m, Cc] shared by the batch, or [B, m, Cc]. Several layers may share one memory.
+struct AttentionMemory {
+  torch::Tensor k, v;
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const AttentionOptions& o);
   // Sequence form: x [B, N, C], context [B, M, Cc] (undefined for self-attention).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context = {});
+  // Cross-attention only; null removes it. The tensors are read at every call (a trained memory's
+  // updates are seen at once).
+  void setMemory(std::shared_ptr<const AttentionMemory> memory);
+  void checkMemory(const AttentionMemory& memory) const;  // LETHE_SHAPE_MISMATCH / LETHE_BAD_ARGUMENT
+  const std::shared_ptr<const AttentionMemory>& memory() const { return memory_; }
+  bool isCrossAttention() const { return o_.cross_attention_dim > 0; }
   // The VAE's form: x [B, C, H, W]; group norm, attention over H*W, residual.
   torch::Tensor forwardSpatial(const torch::Tensor& x);
 
@@ -30,6 +46,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::ModuleList to_out{nullptr};
   torch::nn::Linear out_proj{nullptr};
   torch::nn::GroupNorm group_norm{nullptr};
+  std::shared_ptr<const AttentionMemory> memory_;
 };
 TORCH_MODULE(Attention);
 

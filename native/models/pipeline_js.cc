@@ -8,7 +8,8 @@
 #include "bridge/tensor_convert.h"
 #include "models/sd_models.h"
 #include "sampling/plan_js.h"
-#include "erase/esd.h"
+#include "erase/erasure_job.h"
+#include "io/json.h"
 #include "models/weights.h"
 
 namespace lethe {
@@ -251,7 +252,13 @@ class SampleJob : public PipelineJob {
   bool decode_;
 };
 
-// Adds a delta file's `unet.*` tensors to the UNet's weights (an erased model = base + deltas).
+// Adds a delta file to the model (an erased model = base + deltas, docs/architecture.md "Delta
+// files"): `unet.<key>` and `text_encoder.<key>` tensors are added to those weights; the
+// `extra.prompt_memory.*` tensors become memory tokens of cross-attention layers — `.k` / `.v`
+// shared by the layers the metadata's `prompt_memory_layers` (a JSON list of attn2 module names)
+// names, or `extra.prompt_memory.<layer>.k` / `.v` per layer. Everything is checked before
+// anything changes, so a bad file changes nothing; memory already set on a layer (by an earlier
+// delta) is refused.
 class ApplyDeltaJob : public PipelineJob {
  public:
   ApplyDeltaJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.applyDelta", std::move(m), o) {
@@ -261,43 +268,116 @@ class ApplyDeltaJob : public PipelineJob {
   }
   void Run() override {
     auto file = SafetensorsFile::Open(path_);
-    auto params = models_->denoiser().named_parameters(true);
+    std::map<std::string, torch::OrderedDict<std::string, torch::Tensor>> params;
+    auto paramsOf = [&](const std::string& component) -> torch::OrderedDict<std::string, torch::Tensor>& {
+      auto it = params.find(component);
+      if (it != params.end()) return it->second;
+      torch::nn::Module& module = component == "unet" ? static_cast<torch::nn::Module&>(models_->denoiser()) : models_->textEncoder();
+      return params.emplace(component, module.named_parameters(true)).first->second;
+    };
     std::vector<std::pair<torch::Tensor, torch::Tensor>> updates;
+    std::map<std::string, std::pair<torch::Tensor, torch::Tensor>> memory;  // layer ("" = shared) -> k, v
+    const std::string memPrefix = "extra.prompt_memory.";
     for (const auto& e : file->tensors()) {
-      if (e.name.rfind("unet.", 0) != 0) {
-        if (e.name.rfind("extra.", 0) == 0) fail(codes::kBadCheckpoint, path_ + ": delta carries new parameters (" + e.name + ") this version cannot apply");
-        fail(codes::kBadCheckpoint, path_ + ": delta key '" + e.name + "' is not a UNet parameter (expected unet.<diffusers key>)");
+      const size_t dot = e.name.find('.');
+      const std::string component = e.name.substr(0, dot);
+      if (component == "unet" || component == "text_encoder") {
+        const std::string key = e.name.substr(dot + 1);
+        torch::Tensor* p = paramsOf(component).find(key);
+        if (!p) fail(codes::kBadCheckpoint, path_ + ": the model has no " + component + " parameter '" + key + "'");
+        if (c10::IntArrayRef(e.shape) != p->sizes()) fail(codes::kShapeMismatch, path_ + ": '" + e.name + "' has another shape than the model's");
+        updates.emplace_back(*p, file->Load(e));
+      } else if (e.name.rfind(memPrefix, 0) == 0 && (e.name.size() > 2 && (e.name.compare(e.name.size() - 2, 2, ".k") == 0 || e.name.compare(e.name.size() - 2, 2, ".v") == 0))) {
+        const std::string rest = e.name.substr(memPrefix.size(), e.name.size() - memPrefix.size() - 2);  // "" or a layer name
+        auto& kv = memory[rest];
+        (e.name.back() == 'k' ? kv.first : kv.second) = file->Load(e);
+      } else if (component == "extra") {
+        fail(codes::kBadCheckpoint, path_ + ": delta carries new tensors of a kind this version cannot apply (" + e.name + ")");
+      } else {
+        fail(codes::kBadCheckpoint, path_ + ": delta key '" + e.name + "' is not unet.<key>, text_encoder.<key> or extra.<name>");
       }
-      const std::string key = e.name.substr(5);
-      torch::Tensor* p = params.find(key);
-      if (!p) fail(codes::kBadCheckpoint, path_ + ": the model has no UNet parameter '" + key + "'");
-      if (c10::IntArrayRef(e.shape) != p->sizes()) fail(codes::kShapeMismatch, path_ + ": '" + key + "' has another shape than the model's");
-      updates.emplace_back(*p, file->Load(e));
+    }
+    std::vector<std::pair<AttentionImpl*, std::shared_ptr<AttentionMemory>>> attach;
+    if (!memory.empty()) {
+      if (scale_ != 1.0) fail(codes::kBadArgument, path_ + ": a delta with prompt memory is applied whole (scale 1)");
+      std::map<std::string, AttentionImpl*> layers;
+      for (auto& [name, a] : models_->denoiser().crossAttentionLayers()) layers[name] = a;
+      auto layer = [&](const std::string& name) {
+        auto it = layers.find(name);
+        if (it == layers.end()) fail(codes::kBadCheckpoint, path_ + ": prompt memory names '" + name + "', which is not a cross-attention layer of this UNet");
+        if (it->second->memory()) fail(codes::kBadCheckpoint, path_ + ": the prompt memory of " + name + " is already set by another delta; two deltas cannot both set it");
+        return it->second;
+      };
+      for (auto& [name, kv] : memory) {
+        if (!kv.first.defined() || !kv.second.defined()) fail(codes::kBadCheckpoint, path_ + ": prompt memory" + (name.empty() ? "" : " of " + name) + " needs both .k and .v");
+        auto mem = std::make_shared<AttentionMemory>(AttentionMemory{onDevice(kv.first), onDevice(kv.second)});
+        std::vector<std::string> targets;
+        if (name.empty()) {
+          targets = MemoryLayers(*file);
+        } else {
+          targets = {name};
+        }
+        for (const auto& t : targets) {
+          AttentionImpl* a = layer(t);
+          a->checkMemory(*mem);
+          attach.emplace_back(a, mem);
+        }
+      }
     }
     torch::NoGradGuard ng;  // validated first, then applied: a bad file changes nothing
+    for (auto& [a, mem] : attach) a->setMemory(mem);
     for (auto& [p, d] : updates) p.add_(d.to(p.device(), p.scalar_type()), scale_);
-    applied_ = static_cast<int64_t>(updates.size());
+    applied_ = static_cast<int64_t>(updates.size() + attach.size());
   }
   Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(applied_)); }
 
  private:
+  std::vector<std::string> MemoryLayers(const SafetensorsFile& file) const {
+    for (const auto& [k, v] : file.metadata()) {
+      if (k != "prompt_memory_layers") continue;
+      json::Value list;
+      try {
+        list = json::parse(v.data(), v.size());
+      } catch (const std::exception& e) {
+        fail(codes::kBadCheckpoint, path_ + ": metadata prompt_memory_layers is not JSON (" + e.what() + ")");
+      }
+      std::vector<std::string> out;
+      if (list.isArray())
+        for (const auto& e : list.array)
+          if (e.isString()) out.push_back(e.s);
+      if (out.empty() || !list.isArray() || out.size() != list.array.size()) fail(codes::kBadCheckpoint, path_ + ": metadata prompt_memory_layers must be a non-empty list of layer names");
+      return out;
+    }
+    fail(codes::kBadCheckpoint, path_ + ": shared prompt memory (extra.prompt_memory.k / .v) needs the metadata prompt_memory_layers");
+  }
+
   std::string path_;
   double scale_;
   int64_t applied_ = 0;
 };
 
-// Writes the (possibly delta-merged) UNet weights under diffusers names: `lethe export`.
-class SaveUnetJob : public PipelineJob {
+// Writes one component's (possibly delta-merged) weights under diffusers/transformers names:
+// `lethe export`.
+class SaveComponentJob : public PipelineJob {
  public:
-  SaveUnetJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.saveUnet", std::move(m), o) {
-    path_ = OptionString(o, "path", "");
-    if (path_.empty()) fail(codes::kBadArgument, "path is required");
+  SaveComponentJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.saveComponent", std::move(m), o) {
+    path_ = RequireString(o, "path");
+    component_ = RequireString(o, "component");
+    if (component_ != "unet" && component_ != "text_encoder") fail(codes::kBadArgument, "component must be unet or text_encoder");
   }
-  void Run() override { SaveWeights(models_->denoiser(), path_); }
+  void Run() override {
+    if (component_ == "unet") {
+      for (const auto& [name, a] : models_->denoiser().crossAttentionLayers())
+        if (a->memory()) fail(codes::kBadArgument, "the model carries prompt memory (" + name + "), which a diffusers folder cannot represent");
+      SaveWeights(models_->denoiser(), path_);
+    } else {
+      SaveWeights(models_->textEncoder(), path_);
+    }
+  }
   Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
 
  private:
-  std::string path_;
+  std::string path_, component_;
 };
 
 class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
@@ -311,8 +391,8 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
                         InstanceMethod<&PipelineHandle::Launch<VaeDecodeJob>>("vaeDecode"),
                         InstanceMethod<&PipelineHandle::Launch<SampleJob>>("sample"),
                         InstanceMethod<&PipelineHandle::Launch<ApplyDeltaJob>>("applyDelta"),
-                        InstanceMethod<&PipelineHandle::Launch<SaveUnetJob>>("saveUnet"),
-                        InstanceMethod<&PipelineHandle::Esd>("esd")});
+                        InstanceMethod<&PipelineHandle::Launch<SaveComponentJob>>("saveComponent"),
+                        InstanceMethod<&PipelineHandle::Erase>("erase")});
   }
   explicit PipelineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipelineHandle>(info) {}
 
@@ -337,11 +417,11 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
     });
   }
 
-  Napi::Value Esd(const Napi::CallbackInfo& info) {
+  Napi::Value Erase(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected an options object");
-      return LaunchEsd(env, models(env), info[0].As<Napi::Object>());
+      return LaunchErasure(env, models(env), info[0].As<Napi::Object>());
     });
   }
 
@@ -434,6 +514,7 @@ void RegisterPipeline(Napi::Env env, Napi::Object exports) {
   exports.Set("PipelineHandle", cls);
   exports.Set("loadPipeline", Napi::Function::New<StartJob<LoadPipelineJob>>(env, "loadPipeline"));
   exports.Set("randn", Napi::Function::New<Randn>(env, "randn"));
+  exports.Set("nativeErasureMethods", Napi::Function::New<NativeErasureMethods>(env, "nativeErasureMethods"));
 }
 
 }  // namespace lethe

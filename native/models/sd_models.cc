@@ -22,6 +22,7 @@ std::shared_ptr<SdModels> SdModels::Load(const std::string& dir, const std::vect
     std::shared_ptr<torch::nn::Module> module;
     if (name == "text_encoder") {
       m->text_encoder = CLIPTextModel(config);
+      m->text_encoder_config = config;
       module = m->text_encoder.ptr();
     } else if (name == "unet") {
       m->unet = UNet2DConditionModel(config);

@@ -22,7 +22,8 @@ struct SdModels {
   CLIPTextModel text_encoder{nullptr};
   UNet2DConditionModel unet{nullptr};
   AutoencoderKL vae{nullptr};
-  std::optional<Config> unet_config;  // to build copies of the UNet (erasure trains a copy)
+  // To build copies (an erasure trains a copy that shares every untrained tensor).
+  std::optional<Config> unet_config, text_encoder_config;
 
   // components: any of "text_encoder", "unet", "vae". `onComponent` is called after each loads;
   // `cancelled` is polled between components.

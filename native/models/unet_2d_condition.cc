@@ -118,6 +118,16 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c) {
   conv_out = register_module("conv_out", nn::Conv2d(nn::Conv2dOptions(channels[0], out_channels, 3).padding(1)));
 }
 
+std::vector<std::pair<std::string, AttentionImpl*>> UNet2DConditionModelImpl::crossAttentionLayers() {
+  std::vector<std::pair<std::string, AttentionImpl*>> out;
+  for (const auto& m : named_modules("", false)) {
+    const std::string& name = m.key();
+    if (name.size() < 6 || name.compare(name.size() - 6, 6, ".attn2") != 0) continue;
+    if (auto* a = dynamic_cast<AttentionImpl*>(m.value().get())) out.emplace_back(name, a);
+  }
+  return out;
+}
+
 // Sinusoidal embedding exactly as diffusers' get_timestep_embedding (computed in float32).
 torch::Tensor UNet2DConditionModelImpl::timestepEmbedding(const torch::Tensor& timesteps, int64_t batch, torch::ScalarType dtype) const {
   const int64_t half = time_proj_dim_ / 2;

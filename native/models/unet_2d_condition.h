@@ -25,6 +25,9 @@ class UNet2DConditionModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timesteps, const torch::Tensor& context);
 
   int64_t inChannels() const { return in_channels_; }
+  // Every cross-attention layer (attn2) by its module name, e.g.
+  // "mid_block.attentions.0.transformer_blocks.0.attn2", in module order.
+  std::vector<std::pair<std::string, AttentionImpl*>> crossAttentionLayers();
   int64_t crossAttentionDim() const { return cross_attention_dim_; }
 
  private:

@@ -44,15 +44,17 @@ void AdamW::Step(double lr) {
   }
 }
 
-void AdamW::Save(std::vector<std::pair<std::string, torch::Tensor>>& out) const {
+void AdamW::Save(std::vector<std::pair<std::string, torch::Tensor>>& out, const std::string& prefix) const {
   for (size_t i = 0; i < params_.size(); ++i) {
     out.emplace_back("param." + params_[i].first, params_[i].second.detach());
-    out.emplace_back("adam.m." + params_[i].first, m_[i]);
-    out.emplace_back("adam.v." + params_[i].first, v_[i]);
+    out.emplace_back(prefix + "m." + params_[i].first, m_[i]);
+    out.emplace_back(prefix + "v." + params_[i].first, v_[i]);
   }
 }
 
-void AdamW::Load(const SafetensorsFile& file) {
+void AdamW::Load(const SafetensorsFile& file) { Load(file, "adam.", std::stoll(MetadataValue(file.metadata(), "step"))); }
+
+void AdamW::Load(const SafetensorsFile& file, const std::string& prefix, int64_t step) {
   torch::NoGradGuard no_grad;
   auto copy = [&](const std::string& key, torch::Tensor& dst) {
     const TensorEntry* e = file.find(key);
@@ -63,36 +65,124 @@ void AdamW::Load(const SafetensorsFile& file) {
   };
   for (size_t i = 0; i < params_.size(); ++i) {
     copy("param." + params_[i].first, params_[i].second);
-    copy("adam.m." + params_[i].first, m_[i]);
-    copy("adam.v." + params_[i].first, v_[i]);
+    copy(prefix + "m." + params_[i].first, m_[i]);
+    copy(prefix + "v." + params_[i].first, v_[i]);
   }
-  step_ = std::stoll(MetadataValue(file.metadata(), "step"));
+  step_ = step;
 }
 
-void CheckFiniteLoss(const torch::Tensor& loss, int64_t step) {
+void CheckFiniteLoss(const torch::Tensor& loss, int64_t step, const std::string& name) {
   const double v = loss.item<double>();
   if (!std::isfinite(v))
-    fail(codes::kNonFinite, "the loss became " + std::string(std::isnan(v) ? "NaN" : "Inf") + " at step " + std::to_string(step) +
-                                "; nothing was written. Lower the learning rate or use float32.");
+    fail(codes::kNonFinite, "the " + (name.empty() ? std::string("loss") : "loss '" + name + "'") + " became " + (std::isnan(v) ? "NaN" : "Inf") + " at step " +
+                                std::to_string(step) + "; nothing was written. Lower the learning rate or use float32.");
 }
 
 void TrainLoop::Run(AdamW& opt) {
+  std::vector<OptimizerSlot> slots{{"", &opt, lr, nullptr, 0}};
+  step = opt.step();
+  Run(slots);
+}
+
+void ClipGradNorm(const NamedParams& params, double maxNorm) {
+  torch::NoGradGuard ng;
+  double sq = 0;
+  for (const auto& [_, p] : params)
+    if (p.grad().defined()) sq += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+  const double coef = maxNorm / (std::sqrt(sq) + 1e-6);
+  if (coef < 1)
+    for (const auto& [_, p] : params)
+      if (p.grad().defined()) p.mutable_grad().mul_(coef);
+}
+
+namespace {
+
+// The gradients of `loss` for every parameter of `opt`, as a list (undefined where it does not reach).
+std::vector<torch::Tensor> GradientsOf(const torch::Tensor& loss, const AdamW& opt) {
+  std::vector<torch::Tensor> inputs;
+  for (const auto& [_, p] : opt.params()) inputs.push_back(p);
+  return torch::autograd::grad({loss}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+}
+
+}  // namespace
+
+void TrainLoop::Run(std::vector<OptimizerSlot>& optimizers) {
   using Clock = std::chrono::steady_clock;
   auto seconds = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
-  while (opt.step() < steps) {
+  if (optimizers.empty()) fail(codes::kInternal, "a training loop needs an optimizer");
+  auto slotOf = [&](const Objective& o) -> size_t {
+    if (o.optimizer.empty()) return 0;
+    for (size_t i = 0; i < optimizers.size(); ++i)
+      if (optimizers[i].name == o.optimizer) return i;
+    fail(codes::kInternal, "objective '" + o.name + "' names no optimizer '" + o.optimizer + "'");
+  };
+  while (step < steps) {
     if (throwIfCancelled) throwIfCancelled();
-    torch::Tensor loss = nextLoss();
-    CheckFiniteLoss(loss, opt.step());
+    Objectives objectives = nextObjectives ? nextObjectives() : Objectives{{"loss", nextLoss(), ""}};
+    if (objectives.empty()) fail(codes::kInternal, "a training step returned no objective");
+    for (const auto& o : objectives) CheckFiniteLoss(o.loss, step, objectives.size() > 1 ? o.name : "");
     auto t0 = Clock::now();
-    opt.ZeroGrad();
-    loss.backward();
+    std::vector<std::vector<const Objective*>> bySlot(optimizers.size());
+    for (const auto& o : objectives) bySlot[slotOf(o)].push_back(&o);
+    const bool plain = optimizers.size() == 1 && !(optimizers[0].edit && bySlot[0].size() > 1);
+    if (plain) {
+      // One optimizer, no edit: one backward of the sum (the bundled-model trainers' and ESD's path).
+      torch::Tensor total = bySlot[0][0]->loss;
+      for (size_t k = 1; k < bySlot[0].size(); ++k) total = total + bySlot[0][k]->loss;
+      optimizers[0].opt->ZeroGrad();
+      total.backward();
+    } else {
+      // Every gradient is taken before any parameter changes: the objectives may share a graph.
+      std::vector<std::vector<torch::Tensor>> grads(optimizers.size());
+      for (size_t i = 0; i < optimizers.size(); ++i) {
+        const auto& mine = bySlot[i];
+        if (mine.empty()) continue;
+        const AdamW& opt = *optimizers[i].opt;
+        if (optimizers[i].edit && mine.size() > 1) {
+          std::vector<std::string> names;
+          std::vector<std::vector<torch::Tensor>> each;
+          for (const auto* o : mine) names.push_back(o->name), each.push_back(GradientsOf(o->loss, opt));
+          for (size_t j = 0; j < opt.params().size(); ++j) {
+            std::vector<torch::Tensor> per;
+            for (const auto& g : each) per.push_back(g[j]);
+            grads[i].push_back(optimizers[i].edit(opt.params()[j].first, names, per));
+          }
+        } else {
+          torch::Tensor total = mine[0]->loss;
+          for (size_t k = 1; k < mine.size(); ++k) total = total + mine[k]->loss;
+          grads[i] = GradientsOf(total, opt);
+        }
+      }
+      for (size_t i = 0; i < optimizers.size(); ++i) {
+        if (grads[i].empty()) continue;
+        const auto& params = optimizers[i].opt->params();
+        for (size_t j = 0; j < params.size(); ++j) {
+          torch::Tensor p = params[j].second;
+          p.mutable_grad() = grads[i][j].defined() ? grads[i][j].detach() : torch::Tensor();
+        }
+      }
+    }
     backwardSeconds += seconds(t0);
     t0 = Clock::now();
-    opt.Step(lr(opt.step()));
+    for (size_t i = 0; i < optimizers.size(); ++i) {
+      if (bySlot[i].empty()) continue;  // nothing trained it this step
+      if (optimizers[i].clipGradNorm > 0) ClipGradNorm(optimizers[i].opt->params(), optimizers[i].clipGradNorm);
+      optimizers[i].opt->Step(optimizers[i].lr(step));
+    }
     optimizerSeconds += seconds(t0);
+    ++step;
     if (afterStep) afterStep();
-    if (report) report(loss.item<double>());
-    if (checkpoint && checkpointEvery > 0 && (opt.step() % checkpointEvery == 0 || opt.step() == steps)) checkpoint();
+    if (report || reportTerms) {
+      std::vector<std::pair<std::string, double>> terms;
+      double total = 0;
+      for (const auto& o : objectives) {
+        terms.emplace_back(o.name, o.loss.item<double>());
+        total += terms.back().second;
+      }
+      if (reportTerms) reportTerms(terms);
+      if (report) report(total);
+    }
+    if (checkpoint && checkpointEvery > 0 && (step % checkpointEvery == 0 || step == steps)) checkpoint();
   }
 }
 

@@ -1,6 +1,8 @@
-// The shared training loop pieces (DESIGN §9), used by the bundled model's training and by the
-// erasure methods: AdamW over a chosen parameter set, NaN/Inf detection, a loss curve, and
-// checkpoints (safetensors: parameters, optimizer moments, step, RNG state) for --resume.
+// The shared training loop pieces (docs/architecture.md, "Training"), used by the bundled model's
+// training and by the erasure methods: AdamW over a chosen parameter set, NaN/Inf detection,
+// several objectives and optimizers per step with an optional per-tensor gradient edit (gradient
+// surgery), and checkpoints (safetensors: parameters, optimizer moments, step, RNG state) for
+// --resume.
 #pragma once
 #include <torch/torch.h>
 
@@ -32,8 +34,14 @@ class AdamW {
   void Step(double lr);  // lr of this step (schedules live in the caller)
   int64_t step() const { return step_; }
   const NamedParams& params() const { return params_; }
-  void Save(std::vector<std::pair<std::string, torch::Tensor>>& out) const;  // adam.m.* / adam.v.*
+  // param.<name>, <prefix>m.<name>, <prefix>v.<name>; the step is the caller's to record.
+  void Save(std::vector<std::pair<std::string, torch::Tensor>>& out, const std::string& prefix = "adam.") const;
+  // The step from the metadata's "step" (the bundled-model trainers' format) ...
   void Load(const SafetensorsFile& file);
+  // ... or given (the erasure framework stores each optimizer's step as a tensor).
+  void Load(const SafetensorsFile& file, const std::string& prefix, int64_t step);
+  void SetLr(double lr) { o_.lr = lr; }
+  const AdamWOptions& options() const { return o_; }
 
  private:
   NamedParams params_;
@@ -43,25 +51,56 @@ class AdamW {
 };
 
 // Throws LETHE_NON_FINITE naming the step when the loss is NaN or Inf; nothing is written then.
-void CheckFiniteLoss(const torch::Tensor& loss, int64_t step);
+void CheckFiniteLoss(const torch::Tensor& loss, int64_t step, const std::string& name = "");
 
-// The one optimisation loop every trainer runs (the bundled model's VAE, LDM and classifier, ESD,
-// and the methods after it); each supplies only what differs: its loss, lr schedule and hooks.
-// Per step: stop if cancelled; loss = nextLoss(); refuse NaN/Inf (nothing written); backward;
-// AdamW at lr(step); afterStep (e.g. EMA); report; checkpoint every checkpointEvery steps and at
-// the last. Resuming is the caller loading a Checkpoint into `opt` first: the loop starts at opt.step().
+// One loss term of a step. `optimizer` names the optimizer whose parameters it trains (the
+// loop's slots; "" is the first).
+struct Objective {
+  std::string name;
+  torch::Tensor loss;
+  std::string optimizer;
+};
+using Objectives = std::vector<Objective>;
+
+// Gradient surgery hook: for one trained tensor of an optimizer that has several objectives in a
+// step, its gradient from each of them (in the step's order; undefined where an objective does not
+// reach the tensor) -> the gradient the optimizer applies. Without a hook, the sum.
+using GradientEdit = std::function<torch::Tensor(const std::string& param, const std::vector<std::string>& objectives, const std::vector<torch::Tensor>& grads)>;
+
+struct OptimizerSlot {
+  std::string name;
+  AdamW* opt = nullptr;
+  std::function<double(int64_t step)> lr;  // lr of the step about to be taken (0-based loop step)
+  GradientEdit edit;                        // optional
+  double clipGradNorm = 0;                  // > 0: clip the total gradient norm first (torch's clip_grad_norm_)
+};
+
+// The one optimisation loop every trainer runs (the bundled model's VAE, LDM and classifier, and
+// every erasure method); each supplies only what differs: its loss(es), lr schedule and hooks.
+// Per step: stop if cancelled; objectives = nextObjectives() (or nextLoss()); refuse NaN/Inf
+// (nothing written); gradients of every optimizer's objectives (each optimizer only sees its own
+// parameters; all gradients are taken before any optimizer steps, so one graph can feed several);
+// the gradient edit; clipping; each optimizer's step; afterStep (e.g. EMA); report; checkpoint every
+// checkpointEvery steps and at the last. Resuming is the caller restoring its state and `step`
+// first: the loop starts at `step`.
 struct TrainLoop {
   int64_t steps = 0;
-  int64_t checkpointEvery = 0;                 // 0: never
-  std::function<double(int64_t step)> lr;      // lr of the step about to be taken (0-based)
+  int64_t step = 0;                             // steps taken so far (set it when resuming)
+  int64_t checkpointEvery = 0;                  // 0: never
+  std::function<double(int64_t step)> lr;       // the one-optimizer form: lr of the step about to be taken
   std::function<void()> throwIfCancelled;
-  std::function<torch::Tensor()> nextLoss;
-  std::function<void()> afterStep;             // optional
-  std::function<void(double loss)> report;     // optional
-  std::function<void()> checkpoint;            // optional
-  double backwardSeconds = 0, optimizerSeconds = 0;  // the rest of a step is in nextLoss
+  std::function<torch::Tensor()> nextLoss;      // the one-objective form
+  std::function<Objectives()> nextObjectives;   // the general form
+  std::function<void()> afterStep;              // optional
+  std::function<void(double loss)> report;      // optional: the sum of the step's objectives
+  std::function<void(const std::vector<std::pair<std::string, double>>& terms)> reportTerms;  // optional: each objective
+  std::function<void()> checkpoint;             // optional
+  double backwardSeconds = 0, optimizerSeconds = 0;  // the rest of a step is in nextLoss / nextObjectives
 
+  // One optimizer, `lr`, and nextLoss or nextObjectives; the step counter is opt.step().
   void Run(AdamW& opt);
+  // Any number of optimizers.
+  void Run(std::vector<OptimizerSlot>& optimizers);
 };
 
 struct Checkpoint {
@@ -70,6 +109,9 @@ struct Checkpoint {
   // Restores parameters, optimizer and generator; returns the checkpoint's metadata.
   static Metadata Load(const std::string& path, AdamW& opt, at::Generator& gen);
 };
+
+// Clips the gradients of `params` to a total L2 norm of `maxNorm` (torch.nn.utils.clip_grad_norm_).
+void ClipGradNorm(const NamedParams& params, double maxNorm);
 
 std::string MetadataValue(const Metadata& m, const std::string& key);
 

@@ -11,27 +11,15 @@ const { spawnSync } = require('child_process');
 
 const ROOT = path.join(__dirname, '..', '..');
 
-// Two workloads: plain ESD-x as the reference defines it, and the demo's configuration (its
-// method, learning rate, DDIM steps, preservation term and projection, which the reference script
-// also has).
+// Two workloads: plain ESD-x as the reference defines it, and the demo's configuration — the
+// bundled model's measured defaults for its default method (models/shapes-64/lethe.json: method,
+// learning rate, DDIM steps, the world's preservation lists and the projection), which Lethe
+// resolves and the reference script is then given exactly (read back from Lethe's report).
 function workloads(quick) {
   const iterations = quick ? 10 : 200;
-  const { conceptPromptSets } = require('../../dist/eval/prompts');
-  const { DEMO_DEFAULTS } = require('../../dist/cli/demo');
-  const demo = conceptPromptSets(DEMO_DEFAULTS.concept);
   return {
-    'esd-x': { concept: 'circle', method: 'esd-x', iterations, ddimSteps: 25, lr: 1e-4, preserve: [], preserveWeight: 0, preserveProjection: 0, projectionKeep: [] },
-    [`demo (${DEMO_DEFAULTS.method} + preservation)`]: {
-      concept: demo.eraseText,
-      method: DEMO_DEFAULTS.method,
-      iterations,
-      ddimSteps: DEMO_DEFAULTS.ddimSteps,
-      lr: DEMO_DEFAULTS.lr,
-      preserve: demo.preserve,
-      preserveWeight: DEMO_DEFAULTS.preserveWeight,
-      preserveProjection: DEMO_DEFAULTS.preserveProjection,
-      projectionKeep: demo.preserveCaptions,
-    },
+    'esd-x': { concept: 'circle', method: 'esd-x', iterations, ddimSteps: 25, lr: 1e-4, preserve: [], preserveWeight: 0, preserveProjection: 0, projectionKeep: [], worldPrompts: false },
+    'demo (the bundled model\'s defaults: esd-x-strict + preservation)': { concept: 'circle', iterations },
   };
 }
 
@@ -48,7 +36,11 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
   try {
     for (const [name, w] of Object.entries(workloads(quick))) {
       const ours = run(process.execPath, [path.join(__dirname, 'esd_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], process.env);
-      const refArgs = [path.join(ROOT, 'scripts', 'esd_reference.py'), model, '--concept', w.concept, '--method', w.method, '--iterations', String(w.iterations), '--ddim-steps', String(w.ddimSteps), '--lr', String(w.lr), '--threads', String(threads), '--out', path.join(tmp, 'ref.safetensors')];
+      // What Lethe ran, as its report records it: the reference runs the same.
+      const h = JSON.parse(fs.readFileSync(path.join(tmp, 'ours.report.json'), 'utf8'));
+      const hp = h.hyperparameters;
+      Object.assign(w, { method: h.method, concept: hp.trainedOn.join(','), lr: hp.lr, ddimSteps: hp.ddimSteps, preserve: hp.preserve, preserveWeight: hp.preserveWeight, preserveProjection: hp.preserveProjection, projectionKeep: hp.projectionKeep });
+      const refArgs = [path.join(ROOT, 'scripts', 'esd_reference.py'), model, '--concept', w.concept, '--method', w.method, '--iterations', String(w.iterations), '--ddim-steps', String(w.ddimSteps), '--lr', String(w.lr), '--eta', String(hp.eta), '--start-guidance', String(hp.startGuidance), '--threads', String(threads), '--out', path.join(tmp, 'ref.safetensors')];
       for (const p of w.preserve) refArgs.push(`--preserve=${p}`);
       if (w.preserve.length) refArgs.push('--preserve-weight', String(w.preserveWeight));
       for (const p of w.projectionKeep) refArgs.push(`--projection-keep=${p}`);

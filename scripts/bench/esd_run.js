@@ -10,13 +10,13 @@ function peakRssMiB() {
   } catch {}
   return process.resourceUsage().maxRSS / 1024;
 }
-// argv[2]: JSON { model, concept, method, iterations, ddimSteps, lr, threads, out, preserve?, preserveWeight?, preserveProjection?, projectionKeep? }
-const o = JSON.parse(process.argv[2]);
+// argv[2]: JSON { model, concept, threads, out, and any erase() options (the rest come from the model's defaults) }
+const { threads, ...o } = JSON.parse(process.argv[2]);
 const lethe = require('../..');
-lethe.setThreads(o.threads);
+lethe.setThreads(threads);
 const t0 = Date.now();
 lethe
-  .erase({ model: o.model, concept: o.concept, method: o.method, iterations: o.iterations, ddimSteps: o.ddimSteps, lr: o.lr, out: o.out, preserve: o.preserve, preserveWeight: o.preserveWeight, preserveProjection: o.preserveProjection, projectionKeep: o.projectionKeep, checkpointEvery: 0 })
+  .erase({ ...o, checkpointEvery: 0 })
   .then((r) => {
     process.stdout.write(
       JSON.stringify({ wallSeconds: (Date.now() - t0) / 1000, loopSeconds: Object.values(r.breakdown).reduce((a, b) => a + b, 0), breakdownSeconds: r.breakdown, peakRssMiB: peakRssMiB(), losses: r.losses }) + '\n',

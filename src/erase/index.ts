@@ -1,5 +1,12 @@
-export { erase, parseConcepts, ESD_METHODS, ESD_PARAMETER_SETS, ESD_DEFAULTS } from './esd';
-export type { EraseOptions, EraseResult, EsdMethod } from './esd';
-export { readDeltaInfo, checkDeltasFor, DELTA_FORMAT, DELTA_FORMAT_VERSION } from './delta';
+export { erase, parseConcepts, resolveOptions, describeApplied, defaultMethodFor, reportPath, checkpointPath } from './erase';
+export type { EraseOptions, EraseResult, AppliedOptions, OptionSource } from './erase';
+export { registerMethod, getMethod, methodIds, registeredMethods } from './method';
+export type { ErasureMethod, NativeRequest, PrepareContext, CommonMethodOptions } from './method';
+export { ESD_METHODS, esdOptions } from './methods';
+export type { EsdOptions, MethodOptions } from './methods';
+export { PARAMETER_PRESETS, resolveParams } from './params';
+export type { ParameterPreset, ParameterSelection } from './params';
+export { readDeltaInfo, checkDeltasFor, baseFingerprints, DELTA_FORMAT, DELTA_FORMAT_VERSION } from './delta';
 export type { DeltaInfo } from './delta';
-export { modelFingerprint } from './fingerprint';
+export { modelFingerprint, componentFingerprint } from './fingerprint';
+export { exportModel } from './export';

@@ -2,6 +2,7 @@
  * Generation judged by the shapes classifier: per prompt, the rate at which each expected
  * attribute appears; for an erasure, efficacy / specificity / robustness against the base model.
  */
+import { cachedSamples } from '../cache/samples';
 import { classify, type Judgement, type ShapeLabel } from '../classifier';
 import type { RunOptions } from '../job';
 import { Pipeline } from '../pipeline';
@@ -15,6 +16,15 @@ export interface GenerationSettings {
   guidance: number;
   seed: number;
   scheduler?: 'ddim' | 'ddpm' | 'euler' | 'dpmpp-2m';
+}
+
+/**
+ * Generation settings for an evaluation: the given ones, else the model's own generation defaults
+ * (its lethe.json), else Stable Diffusion's (50 steps, guidance 7.5, the model's scheduler class).
+ */
+export function generationSettings(pipe: Pipeline, s: Partial<GenerationSettings> & { n: number; seed: number }): GenerationSettings {
+  const g = pipe.defaults.generation ?? {};
+  return { n: s.n, seed: s.seed, steps: s.steps ?? g.steps ?? 50, guidance: s.guidance ?? g.guidance ?? 7.5, scheduler: s.scheduler ?? (g.scheduler as GenerationSettings['scheduler']) };
 }
 
 export interface PromptResult {
@@ -72,15 +82,21 @@ function tally<T extends string>(values: T[]): Record<string, number> {
   return out;
 }
 
-export async function evaluatePrompts(
-  pipe: Pipeline,
-  prompts: EvalPrompt[],
-  settings: GenerationSettings,
-  options: RunOptions & { keepImages?: boolean; classifierDir?: string } = {},
-): Promise<PromptResult[]> {
+export interface EvaluateOptions extends RunOptions {
+  keepImages?: boolean;
+  classifierDir?: string;
+  /** Reuse (and keep) the images in the sample cache (src/cache/samples.ts): for models evaluated again and again, as a base. */
+  cache?: boolean;
+}
+
+export async function evaluatePrompts(pipe: Pipeline, prompts: EvalPrompt[], settings: GenerationSettings, options: EvaluateOptions = {}): Promise<PromptResult[]> {
   const results: PromptResult[] = [];
+  const identity = options.cache ? await pipe.identity() : '';
   for (const [i, p] of prompts.entries()) {
-    const g = await pipe.generate({ prompt: p.prompt, n: settings.n, steps: settings.steps, guidance: settings.guidance, seed: settings.seed + i, scheduler: settings.scheduler, signal: options.signal });
+    const gen = { prompt: p.prompt, n: settings.n, steps: settings.steps, guidance: settings.guidance, seed: settings.seed + i, scheduler: settings.scheduler ?? pipe.generationScheduler };
+    const generate = async () => ({ images: (await pipe.generate({ ...gen, signal: options.signal })).images });
+    const { images } = options.cache ? (await cachedSamples({ kind: 'generation', model: identity, ...gen }, generate)).tensors : await generate();
+    const g = { images: images as Tensor };
     const judged = await classify(g.images, { dir: options.classifierDir, signal: options.signal });
     const memorized = await isPoster(g.images);
     const m = judged.map((j, k) => matches(j, memorized[k], p.expect));
@@ -140,18 +156,19 @@ export async function evaluateErasure(
   erased: Pipeline,
   concept: string,
   settings: GenerationSettings,
-  options: RunOptions & { keepImages?: boolean; classifierDir?: string; baseResults?: Record<string, PromptResult[]> } = {},
+  options: EvaluateOptions & { baseResults?: Record<string, PromptResult[]> } = {},
 ): Promise<ErasureEvaluation> {
   const sets = conceptPromptSets(concept);
   const groups = { target: sets.targetPrompts, related: sets.related, unrelated: sets.unrelated, robustness: sets.robustness };
-  const run = async (pipe: Pipeline) => {
+  const run = async (pipe: Pipeline, cache: boolean) => {
     const out: Record<string, PromptResult[]> = {};
-    for (const [name, prompts] of Object.entries(groups)) out[name] = await evaluatePrompts(pipe, prompts, settings, options);
+    for (const [name, prompts] of Object.entries(groups)) out[name] = await evaluatePrompts(pipe, prompts, settings, { ...options, cache });
     return out;
   };
-  // A sweep over erasure settings evaluates the base once and passes its results back in.
-  const b = options.baseResults ?? (await run(base));
-  const e = await run(erased);
+  // The base's images come from the sample cache when this base was evaluated so before (a
+  // sweep passes its results back in instead).
+  const b = options.baseResults ?? (await run(base, options.cache ?? true));
+  const e = await run(erased, options.cache ?? false);
   const summary: ErasureSummary = {
     concept: sets.concept,
     kind: sets.kind,

@@ -28,6 +28,12 @@ export interface PlanOptions {
   steps: number;
   /** DDIM only: 0 (default) is deterministic DDIM, 1 is DDPM-like ancestral sampling. */
   eta?: number;
+  /**
+   * DDIM and DDPM: clamp the predicted x0 to [-clip_sample_range, clip_sample_range]. Default: the
+   * config's clip_sample, and where the config has none (a config written for another scheduler
+   * class), diffusers' default for the class (true), as `XScheduler.from_config` does.
+   */
+  clipSample?: boolean;
 }
 
 function badArg(reason: string): never {
@@ -41,7 +47,11 @@ export function makePlan(config: SchedulerConfigJson, options: PlanOptions): Sam
   if (!SAMPLER_NAMES.includes(scheduler)) {
     badArg(`unknown scheduler ${JSON.stringify(scheduler)} (expected one of ${SAMPLER_NAMES.map((s) => `"${s}"`).join(', ')})`);
   }
-  const cfg = resolveSchedulerConfig(config, scheduler);
+  const resolved = resolveSchedulerConfig(config, scheduler);
+  const { clipSample } = options;
+  if (clipSample !== undefined && typeof clipSample !== 'boolean') badArg(`clipSample must be true or false, got ${JSON.stringify(clipSample)}`);
+  if (clipSample && scheduler !== 'ddim' && scheduler !== 'ddpm') badArg(`clipSample applies to the ddim and ddpm samplers only (got ${scheduler})`);
+  const cfg = clipSample === undefined || (scheduler !== 'ddim' && scheduler !== 'ddpm') ? resolved : { ...resolved, clipSample };
   const T = cfg.numTrainTimesteps;
   if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
     badArg(`steps must be an integer >= 1, got ${JSON.stringify(steps)}`);
@@ -71,6 +81,17 @@ export function makePlan(config: SchedulerConfigJson, options: PlanOptions): Sam
   }
   checkPlan(plan, DIFFUSERS_CLASS[scheduler], steps);
   return plan;
+}
+
+/**
+ * The DDIM plan an erasure samples its x_t with: clipped only when the model's own config asks for
+ * it (`clip_sample: true`). CompVis' DDIM sampler, which the ESD reference uses, never clips, and a
+ * config written for another scheduler class (a DPM-Solver config without clip_sample) must not
+ * pick up DDIM's class default: on the bundled model that default drew 0 circles in 8 where
+ * DPM-Solver++ draws 5.
+ */
+export function erasureSamplingPlan(config: SchedulerConfigJson, steps: number): SamplingPlan {
+  return makePlan(config, { scheduler: 'ddim', steps, clipSample: (config as { clip_sample?: unknown }).clip_sample === true });
 }
 
 /** Refuse plans diffusers would run into NaN/inf with, instead of handing them to the native loop. */

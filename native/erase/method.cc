@@ -1,0 +1,101 @@
+#include "erase/method.h"
+
+#include "bridge/errors.h"
+
+namespace lethe {
+
+namespace {
+
+std::map<std::string, ErasureMethodFactory>& Registry() {
+  static std::map<std::string, ErasureMethodFactory> registry;  // filled by static initialisers, before any call
+  return registry;
+}
+
+}  // namespace
+
+bool RegisterErasureMethod(const std::string& id, ErasureMethodFactory factory) {
+  if (!Registry().emplace(id, std::move(factory)).second) throw std::logic_error("erasure method '" + id + "' registered twice");
+  return true;
+}
+
+std::unique_ptr<ErasureMethod> MakeErasureMethod(const std::string& id, const Napi::Object& options) {
+  auto it = Registry().find(id);
+  if (it == Registry().end()) {
+    std::string known;
+    for (const auto& k : ErasureMethodIds()) known += (known.empty() ? "" : ", ") + k;
+    fail(codes::kBadArgument, "no native erasure method '" + id + "' (this build has " + known + ")");
+  }
+  return it->second(options);
+}
+
+std::vector<std::string> ErasureMethodIds() {
+  std::vector<std::string> ids;
+  for (const auto& [k, _] : Registry()) ids.push_back(k);
+  return ids;
+}
+
+void PromptBank::Add(const std::string& group, torch::Tensor ids) {
+  if (ids.dim() != 2 || ids.size(0) < 1) fail(codes::kShapeMismatch, "prompts." + group + " must be token ids [prompts, tokens]");
+  if (ids.scalar_type() != torch::kInt64 && ids.scalar_type() != torch::kInt32) fail(codes::kBadArgument, "prompts." + group + " must be int64 token ids");
+  ids_[group] = ids.to(torch::kInt64);
+}
+
+void PromptBank::Encode(CLIPTextModelImpl& frozen, torch::Device device) {
+  // No-grad rather than inference mode: these states enter the trained model's graph as inputs.
+  torch::NoGradGuard ng;
+  for (const auto& [group, ids] : ids_) states_[group] = frozen.forward(ids.to(device));
+}
+
+int64_t PromptBank::count(const std::string& group) const {
+  auto it = ids_.find(group);
+  return it == ids_.end() ? 0 : it->second.size(0);
+}
+
+const torch::Tensor& PromptBank::ids(const std::string& group) const {
+  auto it = ids_.find(group);
+  if (it == ids_.end()) fail(codes::kBadArgument, "this method needs the prompt group '" + group + "'");
+  return it->second;
+}
+
+const torch::Tensor& PromptBank::frozenAll(const std::string& group) const {
+  ids(group);  // the message for a missing group
+  auto it = states_.find(group);
+  if (it == states_.end()) fail(codes::kInternal, "prompts were not encoded");
+  return it->second;
+}
+
+torch::Tensor PromptBank::frozen(const std::string& group, int64_t i) const { return frozenAll(group).slice(0, i, i + 1); }
+
+torch::Tensor ErasureContext::timestep(double t) const {
+  return torch::full({1}, t, torch::TensorOptions().dtype(torch::kFloat32).device(base.device));
+}
+
+torch::Tensor ErasureContext::trainedStates(const std::string& group, int64_t i) {
+  if (!trained.trainsTextEncoder()) return prompts.frozen(group, i);
+  return trained.textEncoder().forward(prompts.ids(group).slice(0, i, i + 1).to(base.device));
+}
+
+torch::Tensor ErasureContext::randnLatent() {
+  std::vector<int64_t> shape{1};
+  shape.insert(shape.end(), latentShape.begin(), latentShape.end());
+  return at::randn(shape, gen, torch::kFloat32);
+}
+
+torch::Tensor ErasureContext::Sample(UNet2DConditionModelImpl& unet, const SamplingPlan& full, size_t steps, const torch::Tensor& z, const torch::Tensor& uncond,
+                                     const torch::Tensor& cond, double guidance) {
+  torch::Tensor x;
+  {
+    c10::InferenceMode guard;
+    const torch::Tensor context = torch::cat({uncond, cond});
+    SamplingPlan prefix = full;
+    prefix.steps.resize(std::min(steps, full.steps.size()));
+    auto guided = [&](const torch::Tensor& xin, double ts) {
+      auto out = unet.forward(torch::cat({xin, xin}), timestep(ts), context).chunk(2);
+      return out[0] + guidance * (out[1] - out[0]);
+    };
+    x = RunPlan(prefix, onDevice(z), guided, [](const torch::Tensor& like) { return torch::zeros_like(like); }, [](size_t) {});
+  }
+  return x.clone();  // a normal tensor again: it may enter a graph
+}
+
+}  // namespace lethe

@@ -1,0 +1,127 @@
+// The erasure framework's contract with a method (docs/adding-a-method.md). A method is one file
+// that declares its options (read from the job's `options` object), what it adds to the model
+// (extra trained tensors, auxiliary modules, more optimizers) and its per-step objective(s); the
+// shared job (erase/erasure_job.cc) owns everything else: the models, the trained copy, prompts,
+// the loop, NaN stop, progress, cancellation, checkpoints and resume, the delta and the result.
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "erase/trained_model.h"
+#include "io/safetensors.h"
+#include "models/sd_models.h"
+#include "sampling/sampler.h"
+#include "train/trainer.h"
+
+namespace lethe {
+
+// Named groups of prompts (token ids from TypeScript), encoded once by the frozen text encoder.
+class PromptBank {
+ public:
+  void Add(const std::string& group, torch::Tensor ids);  // ids [n, tokens] int64
+  void Encode(CLIPTextModelImpl& frozen, torch::Device device);
+  bool has(const std::string& group) const { return ids_.count(group) > 0; }
+  int64_t count(const std::string& group) const;  // 0 for a group that was not given
+  // The frozen text encoder's states [1, tokens, dim] of prompt i of `group` (LETHE_BAD_ARGUMENT if absent).
+  torch::Tensor frozen(const std::string& group, int64_t i) const;
+  // All of a group's frozen states [n, tokens, dim].
+  const torch::Tensor& frozenAll(const std::string& group) const;
+  const torch::Tensor& ids(const std::string& group) const;
+
+ private:
+  std::map<std::string, torch::Tensor> ids_, states_;
+};
+
+// Seconds spent per named part of the work, for the result's breakdown.
+using Timings = std::map<std::string, double>;
+
+// What a method works with at every step.
+struct ErasureContext {
+  SdModels& base;            // the frozen model: never trained, shared with the pipeline
+  TrainedModel& trained;     // the copy being trained
+  PromptBank& prompts;
+  at::Generator& gen;        // the job's one random stream (checkpointed)
+  std::optional<SamplingPlan> plan;  // the sampler the TypeScript side chose, when the method samples
+  std::vector<int64_t> latentShape;  // [channels, height, width] of one sample
+  int64_t trainTimesteps = 1000;
+  Timings timings;
+  std::function<void()> throwIfCancelled;
+
+  torch::Device device() const { return base.device; }
+  torch::ScalarType dtype() const { return base.dtype; }
+  torch::Tensor onDevice(const torch::Tensor& t) const { return t.to(base.device, base.dtype); }
+  // A timestep tensor [1] for the UNet.
+  torch::Tensor timestep(double t) const;
+  // The trained model's text states [1, tokens, dim] for prompt i of `group`: the frozen ones
+  // when the text encoder is not trained, otherwise a forward of the trained copy (with autograd
+  // unless under inference mode).
+  torch::Tensor trainedStates(const std::string& group, int64_t i);
+  // Standard normal noise [1, C, h, w] from the job's generator (float32, then on the device).
+  torch::Tensor randnLatent();
+  // Runs `plan` (all or its first `steps` steps) from `z` with classifier-free guidance batched
+  // (uncond; cond in one call of `unet`), under inference mode; returns a normal tensor.
+  torch::Tensor Sample(UNet2DConditionModelImpl& unet, const SamplingPlan& plan, size_t steps, const torch::Tensor& z, const torch::Tensor& uncond,
+                       const torch::Tensor& cond, double guidance);
+};
+
+// One optimizer of the run: what it trains and how.
+struct OptimizerSpec {
+  std::string name;
+  NamedParams params;
+  AdamWOptions options;
+  std::function<double(int64_t step)> lr;
+  GradientEdit edit;        // optional: gradient surgery between this optimizer's objectives
+  double clipGradNorm = 0;  // > 0: clip its gradients' total norm first
+};
+
+struct OptimizerPlan {
+  // Prefilled by the job: the selected parameters, plain Adam (0.9, 0.999, 1e-8, no decay) at the
+  // job's constant lr. A method changes the options, adds its extras' tensors, sets an edit...
+  OptimizerSpec model;
+  // ... and adds optimizers of its own (an auxiliary module's, under names `aux.<module>.…`; they
+  // are checkpointed, never written to the delta).
+  std::vector<OptimizerSpec> others;
+};
+
+class ErasureMethod {
+ public:
+  virtual ~ErasureMethod() = default;
+
+  // Torch thread, before the first step and before a checkpoint is restored: checks on the
+  // selection, extra tensors (ctx.trained.AddExtra), optimizers.
+  virtual void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) {}
+
+  // One iteration: the objectives to minimise (each names its optimizer; "" is "model").
+  virtual Objectives Step(ErasureContext& ctx) = 0;
+
+  // After the last step, before the delta is written: edit it (a closed-form refit) or add
+  // metadata.
+  virtual void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata& metadata) {}
+
+  // Method state beyond parameters and optimizers that a resumed run needs (counters, pools).
+  virtual void SaveState(std::vector<std::pair<std::string, torch::Tensor>>& out) const {}
+  virtual void LoadState(const SafetensorsFile& checkpoint) {}
+};
+
+// Reads the method's own options on the JS thread (throw LETHE_BAD_ARGUMENT for bad ones).
+using ErasureMethodFactory = std::function<std::unique_ptr<ErasureMethod>(const Napi::Object& options)>;
+
+// The one native list of methods: each method file registers itself under its id.
+bool RegisterErasureMethod(const std::string& id, ErasureMethodFactory factory);
+std::unique_ptr<ErasureMethod> MakeErasureMethod(const std::string& id, const Napi::Object& options);
+std::vector<std::string> ErasureMethodIds();
+
+}  // namespace lethe
+
+// In a method's file: LETHE_ERASURE_METHOD("esd", EsdMethod); with EsdMethod(const Napi::Object&).
+#define LETHE_ERASURE_METHOD(ID, CLASS)                                                                          \
+  static const bool lethe_registered_##CLASS = ::lethe::RegisterErasureMethod(ID, [](const Napi::Object& o) { \
+    return std::unique_ptr<::lethe::ErasureMethod>(new CLASS(o));                                              \
+  })

@@ -1,0 +1,93 @@
+/**
+ * The erasure framework's contract with a method, and the one registry of methods
+ * (docs/adding-a-method.md). A method file declares its options (one zod schema: the CLI flags,
+ * the API's validation and the report's hyperparameters all come from it), its reference
+ * defaults, its default parameter selection and how it turns resolved options into prompt groups
+ * and native options; `erase()` (src/erase/erase.ts) does everything else.
+ */
+import type { z } from 'zod';
+import { ErrorCodes, LetheError } from '../errors';
+import type { ModelDefaults } from '../models';
+import type { Pipeline } from '../pipeline';
+import type { SamplingPlan } from '../schedulers';
+
+/** Options every method has; their values come from the caller, the model's defaults or the method's reference defaults. */
+export interface CommonMethodOptions {
+  iterations: number;
+  lr: number;
+  seed: number;
+  /** A preset name, patterns, or both, comma-separated (src/erase/params.ts). */
+  params: string;
+}
+
+export interface PrepareContext<O> {
+  /** The base model, loaded. */
+  pipe: Pipeline;
+  /** The concepts as given (parsed list). */
+  concepts: string[];
+  /** The option names the caller set (the others came from the model's or the method's defaults). */
+  explicit: ReadonlySet<string>;
+  /** Resolved options: common and the method's own. */
+  options: CommonMethodOptions & O;
+  /** The model folder's defaults (world, generation, …); {} for a user's checkpoint. */
+  model: ModelDefaults | Record<string, never>;
+  /** Notes for the user about how options were applied (printed at the start and kept in the report). */
+  note(message: string): void;
+}
+
+/** What a method hands the native job. */
+export interface NativeRequest {
+  /** Prompt groups by name, as text; the framework tokenizes them. */
+  prompts: Record<string, string[]>;
+  /** The native method's own options. */
+  options: Record<string, unknown>;
+  /** The sampler, for methods that sample. */
+  plan?: SamplingPlan;
+  /** What the delta's metadata and the report record as the run's settings (default: the resolved options). */
+  hyperparameters?: Record<string, unknown>;
+  /** The concepts as trained (e.g. phrased as a model's captions phrase them); default: as given. */
+  concepts?: string[];
+  /** Extra delta metadata. */
+  metadata?: Record<string, string>;
+}
+
+export interface ErasureMethod<S extends z.ZodObject = z.ZodObject> {
+  /** The name users give (`--method esd-x`). */
+  id: string;
+  /** The native method it runs (native/erase/<native>.cc registers it). */
+  native: string;
+  /** One line for --help and the docs. */
+  summary: string;
+  /** Its own options (not the common ones). */
+  options: S;
+  /** The reference implementation's defaults, for real checkpoints: iterations, lr, params and the method's options. */
+  referenceDefaults: Partial<CommonMethodOptions> & Partial<z.infer<S>>;
+  /** Whether the method adds `extra.` tensors (they attach to the UNet, so its fingerprint is recorded). */
+  addsExtras?: boolean;
+  prepare(ctx: PrepareContext<z.infer<S>>): Promise<NativeRequest> | NativeRequest;
+  /** The result's timing breakdown from the native job's named seconds (default: as they come). */
+  breakdown?(seconds: Record<string, number>): Record<string, number>;
+}
+
+const registry = new Map<string, ErasureMethod>();
+
+/** Called once by each method's file. */
+export function registerMethod<S extends z.ZodObject>(method: ErasureMethod<S>): ErasureMethod<S> {
+  if (registry.has(method.id)) throw new Error(`erasure method '${method.id}' is registered twice`);
+  registry.set(method.id, method as unknown as ErasureMethod);
+  return method;
+}
+
+export function methodIds(): string[] {
+  return [...registry.keys()];
+}
+
+export function registeredMethods(): ErasureMethod[] {
+  return [...registry.values()];
+}
+
+export function getMethod(id: string): ErasureMethod {
+  const m = registry.get(id);
+  if (!m) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `unknown method '${id}' (${methodIds().join(', ')})`);
+  return m;
+}

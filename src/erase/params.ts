@@ -1,0 +1,59 @@
+/**
+ * Which tensors an erasure trains (docs/architecture.md, "Parameter selection"): named presets,
+ * each a list of patterns on component-qualified checkpoint keys, or the patterns themselves.
+ * A pattern is `component:glob` (`unet:*.attn2.to_k.*`, `text_encoder:*.mlp.*`); `*` matches any
+ * run of characters, dots included; a leading `!` excludes. The native job matches them against
+ * the model's own parameter names and refuses a selection that matches nothing, listing what the
+ * model has.
+ */
+import { ErrorCodes, LetheError } from '../errors';
+
+export interface ParameterPreset {
+  patterns: string[];
+  describe: string;
+}
+
+/** The one list of presets. Methods name one as their default; users may name any. */
+export const PARAMETER_PRESETS: Record<string, ParameterPreset> = {
+  'esd-x': { patterns: ['unet:*.attn2.*'], describe: 'every cross-attention parameter: unet *.attn2.*' },
+  'esd-x-strict': { patterns: ['unet:*.attn2.to_k.*', 'unet:*.attn2.to_v.*'], describe: 'cross-attention keys and values only: unet *.attn2.to_k.*, *.attn2.to_v.*' },
+  'esd-u': {
+    patterns: ['unet:*', '!unet:*.attn2.*', '!unet:time_embedding.*', '!unet:conv_norm_out.*', '!unet:conv_out.*'],
+    describe: 'every UNet parameter except *.attn2.*, time_embedding.*, conv_norm_out.*, conv_out.*',
+  },
+  'esd-self': { patterns: ['unet:*.attn1.*'], describe: 'self-attention: unet *.attn1.*' },
+  'esd-all': { patterns: ['unet:*'], describe: 'every UNet parameter' },
+};
+
+export interface ParameterSelection {
+  /** As given: preset names and patterns, comma-separated. */
+  spec: string;
+  patterns: string[];
+  /** The components the selection can touch (from its plain patterns). */
+  components: string[];
+}
+
+/** `esd-x-strict`, `unet:*.attn2.to_k.*,text_encoder:*.mlp.*`, or a mix, as a string or a list. */
+export function resolveParams(spec: string | string[]): ParameterSelection {
+  const items = (Array.isArray(spec) ? spec : [spec])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new LetheError(ErrorCodes.BAD_ARGUMENT, 'params: give a preset or patterns (e.g. esd-x-strict, unet:*.attn2.to_k.*)');
+  const patterns: string[] = [];
+  for (const item of items) {
+    if (item.includes(':')) {
+      patterns.push(item);
+      continue;
+    }
+    const preset = PARAMETER_PRESETS[item];
+    if (!preset)
+      throw new LetheError(
+        ErrorCodes.BAD_ARGUMENT,
+        `params: '${item}' is neither a preset (${Object.keys(PARAMETER_PRESETS).join(', ')}) nor a pattern component:glob (unet:…, text_encoder:…)`,
+      );
+    patterns.push(...preset.patterns);
+  }
+  const components = [...new Set(patterns.filter((p) => !p.startsWith('!')).map((p) => p.slice(0, p.indexOf(':'))))];
+  return { spec: items.join(','), patterns, components };
+}

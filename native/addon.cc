@@ -22,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterBench(env, exports);
   RegisterTrainDefault(env, exports);
   RegisterClassifier(env, exports);
+  RegisterTrainerProbe(env, exports);
   return exports;
 }
 

@@ -9,4 +9,5 @@ void RegisterPipeline(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterTrainDefault(Napi::Env env, Napi::Object exports);
 void RegisterClassifier(Napi::Env env, Napi::Object exports);
+void RegisterTrainerProbe(Napi::Env env, Napi::Object exports);
 }  // namespace lethe

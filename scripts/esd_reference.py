@@ -10,6 +10,7 @@ Prints JSON: wall time, per-part breakdown, peak RSS, losses.
 """
 import argparse
 import copy
+import fnmatch
 import json
 import resource
 import time
@@ -31,6 +32,26 @@ def in_param_set(method, name):
     if method == "esd-all":
         return True
     raise SystemExit(f"unknown method {method}")
+
+
+class MemoryAttnProcessor:
+    """diffusers' attention with memory tokens joined to the text before the key and value
+    projections: K = W_k [c; P_k], V = W_v [c; P_v], one softmax over text and memory."""
+
+    def __init__(self, k, v):
+        self.k, self.v = k, v
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        b = hidden_states.shape[0]
+        q = attn.to_q(hidden_states)
+        kin = torch.cat([encoder_hidden_states, self.k.expand(b, -1, -1)], 1)
+        vin = torch.cat([encoder_hidden_states, self.v.expand(b, -1, -1)], 1)
+        k, v = attn.to_k(kin), attn.to_v(vin)
+        d = k.shape[-1] // attn.heads
+        split = lambda t: t.view(b, -1, attn.heads, d).transpose(1, 2)
+        out = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
+        out = out.transpose(1, 2).reshape(b, -1, attn.heads * d)
+        return attn.to_out[1](attn.to_out[0](out))
 
 
 def peak_rss_mib():
@@ -61,6 +82,9 @@ def main():
     ap.add_argument("--preserve-weight", type=float, default=1.0)
     ap.add_argument("--projection-keep", action="append", default=[], help="a further prompt only the projection keeps (repeatable)")
     ap.add_argument("--preserve-projection", type=float, default=0.0, help="closed-form preservation weight (Lethe's extension; 0: off)")
+    ap.add_argument("--memory-tokens", type=int, default=0, help="learnable cross-attention memory tokens (Lethe's framework option; 0: none)")
+    ap.add_argument("--memory-layers", default="*", help="comma-separated globs on attn2 layer names")
+    ap.add_argument("--memory-init-scale", type=float, default=0.02)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -87,12 +111,23 @@ def main():
         p.requires_grad_(n in names)
         if n in names:
             params.append(p)
-    opt = torch.optim.Adam(params, lr=a.lr)
     sched = DDIMScheduler.from_config(pipe.scheduler.config)
     sched.set_timesteps(a.ddim_steps)
     S, T = a.ddim_steps, sched.config.num_train_timesteps
     size = pipe.unet.config.sample_size
     gen = torch.Generator("cpu").manual_seed(a.seed)
+    memory = {}
+    if a.memory_tokens > 0:
+        # Drawn from the run's generator before the first iteration, as Lethe's framework does.
+        dim = pipe.unet.config.cross_attention_dim
+        memory["k"] = torch.nn.Parameter(torch.randn((a.memory_tokens, dim), generator=gen) * a.memory_init_scale)
+        memory["v"] = torch.nn.Parameter(torch.randn((a.memory_tokens, dim), generator=gen) * a.memory_init_scale)
+        globs = [g.strip() for g in a.memory_layers.split(",") if g.strip()]
+        layers = [n for n, m in trained.named_modules() if n.endswith(".attn2") and any(fnmatch.fnmatchcase(n, g) for g in globs)]
+        processor = MemoryAttnProcessor(memory["k"], memory["v"])
+        trained.set_attn_processor({n: (processor if n[: -len(".processor")] in layers else p) for n, p in trained.attn_processors.items()})
+        params += [memory["k"], memory["v"]]
+    opt = torch.optim.Adam(params, lr=a.lr)
     parts = {"sampling": 0.0, "frozenPredictions": 0.0, "trainedForwardBackward": 0.0, "optimizer": 0.0}
     losses = []
     loop_start = time.perf_counter()
@@ -137,6 +172,8 @@ def main():
     loop = time.perf_counter() - loop_start
     base = dict(frozen.named_parameters())
     delta = {f"unet.{n}": (p.detach() - base[n]).contiguous() for n, p in trained.named_parameters() if n in names}
+    for k, t in memory.items():
+        delta[f"extra.prompt_memory.{k}"] = t.detach().clone().contiguous()
     if a.preserve_projection > 0:
         # Lethe's closed-form preservation: D' = D Ae (Ae + a Ap + r I)^-1 for the weights that read
         # the token states (second moments Ae of the erased prompts', Ap of the kept prompts').

@@ -16,6 +16,8 @@ RUNS = {
                               "--iterations", "6", "--ddim-steps", "10", "--lr", "1e-3", "--seed", "4"],
     "esd-x-strict-projection": ["--method", "esd-x-strict", "--concept", "red circle", "--preserve", "", "--preserve", "blue star", "--projection-keep", "a green square",
                                 "--preserve-weight", "1.5", "--preserve-projection", "1", "--iterations", "6", "--ddim-steps", "10", "--lr", "1e-3", "--seed", "6"],
+    "esd-x-strict-memory": ["--method", "esd-x-strict", "--concept", "red circle", "--memory-tokens", "3", "--memory-layers", "mid_block.*,up_blocks.1.*",
+                            "--iterations", "6", "--ddim-steps", "10", "--lr", "1e-3", "--seed", "7"],
     "esd-self": ["--method", "esd-self", "--concept", "star", "--iterations", "4", "--ddim-steps", "8", "--lr", "1e-4", "--eta", "2", "--start-guidance", "5", "--seed", "5"],
 }
 os.makedirs(OUT, exist_ok=True)

@@ -21,6 +21,7 @@ function argsToOptions(args: string[]) {
   const listOf = (flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1]] : []));
   const preserve = listOf('--preserve');
   return {
+    ...(args.includes('--memory-tokens') ? { memoryTokens: num('--memory-tokens', 0), memoryLayers: get('--memory-layers') } : {}),
     ...(preserve.length ? { preserve, preserveWeight: num('--preserve-weight', 1), preserveProjection: num('--preserve-projection', 0), projectionKeep: listOf('--projection-keep') } : {}),
     method: get('--method') as 'esd-x',
     concept: get('--concept'),

@@ -9,9 +9,10 @@ export function tmpDir(prefix = 'lethe-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export function runCli(args: string[], opts: { cwd?: string } = {}) {
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'lethe.js'), ...args], {
     cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...(opts.env ?? {}) },
     encoding: 'utf8',
     timeout: 300000,
   });

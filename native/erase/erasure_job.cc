@@ -1,6 +1,7 @@
 // The shared erasure job: everything a method does not (docs/adding-a-method.md).
 //   options: { method, options (the method's own), params (patterns), prompts { group: ids },
 //              iterations, lr, seed, plan?, latentShape, trainTimesteps,
+//              memory? { tokens, layers (globs on attn2 layer names), initScale },
 //              out, checkpoint, checkpointEvery, resume, metadata { k: v }, identity { k: v } }
 // The run: encode the prompts with the frozen text encoder; select the trained tensors; build the
 // trained copy; the method's Setup; restore a checkpoint after checking it belongs to this run;
@@ -18,6 +19,7 @@
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
 #include "erase/selection.h"
+#include "io/json.h"
 #include "sampling/plan_js.h"
 
 namespace lethe {
@@ -88,6 +90,15 @@ class ErasureJob : public AsyncJob {
     checkpoint_every_ = static_cast<int64_t>(OptionNumber(o, "checkpointEvery", 0));
     resume_ = o.Get("resume").ToBoolean().Value();
     metadata_ = StringMap(o.Get("metadata"));
+    Napi::Value mem = o.Get("memory");
+    if (mem.IsObject()) {
+      auto mo = mem.As<Napi::Object>();
+      memory_tokens_ = static_cast<int64_t>(OptionNumber(mo, "tokens", 0));
+      memory_layers_ = StringList(mo.Get("layers"), "memory.layers");
+      memory_init_scale_ = OptionNumber(mo, "initScale", 0.02);
+      if (memory_tokens_ < 0 || memory_tokens_ > 1024) fail(codes::kBadArgument, "memory.tokens must be in 0..1024");
+      if (memory_tokens_ > 0 && memory_layers_.empty()) fail(codes::kBadArgument, "memory.layers: name the cross-attention layers that get memory tokens");
+    }
     identity_ = StringMap(o.Get("identity"));
     if (iterations_ < 1) fail(codes::kBadArgument, "iterations must be >= 1");
     if (!(lr_ > 0)) fail(codes::kBadArgument, "lr must be > 0");
@@ -113,6 +124,7 @@ class ErasureJob : public AsyncJob {
     OptimizerPlan plan;
     const double lr = lr_;
     plan.model = {"model", trained.parameters(), AdamWOptions{lr, 0.9, 0.999, 1e-8, 0.0}, [lr](int64_t) { return lr; }, nullptr, 0};
+    if (memory_tokens_ > 0) AddMemory(trained, gen, plan);
     method_->Setup(ctx, plan);
     std::vector<OptimizerSpec> specs{plan.model};
     specs.insert(specs.end(), plan.others.begin(), plan.others.end());
@@ -183,6 +195,37 @@ class ErasureJob : public AsyncJob {
   }
 
  private:
+  // Memory tokens (docs/architecture.md, "Cross-attention memory"): one learnable key/value
+  // memory of `tokens` tokens shared by the chosen attn2 layers of the trained copy, drawn from the
+  // job's generator (N(0, initScale^2)) before the first step and trained with the selected
+  // parameters; written to the delta as extra.prompt_memory.k / .v with the layers in the metadata.
+  void AddMemory(TrainedModel& trained, at::Generator& gen, OptimizerPlan& plan) {
+    std::vector<std::pair<std::string, AttentionImpl*>> chosen, all = trained.unet().crossAttentionLayers();
+    for (const auto& l : all)
+      for (const auto& g : memory_layers_)
+        if (GlobMatch(g, l.first)) {
+          chosen.push_back(l);
+          break;
+        }
+    if (chosen.empty()) {
+      std::string names;
+      for (const auto& l : all) names += (names.empty() ? "" : ", ") + l.first;
+      fail(codes::kBadArgument, "memory layers match no cross-attention layer; this UNet has " + names);
+    }
+    const int64_t dim = trained.unet().crossAttentionDim();
+    torch::Tensor k0 = at::randn({memory_tokens_, dim}, gen, torch::kFloat32) * memory_init_scale_;
+    torch::Tensor v0 = at::randn({memory_tokens_, dim}, gen, torch::kFloat32) * memory_init_scale_;
+    auto mem = std::make_shared<AttentionMemory>(AttentionMemory{trained.AddExtra("prompt_memory.k", k0), trained.AddExtra("prompt_memory.v", v0)});
+    std::string list = "[";
+    for (size_t i = 0; i < chosen.size(); ++i) {
+      chosen[i].second->setMemory(mem);
+      list += (i ? "," : "") + json::quote(chosen[i].first);
+    }
+    metadata_.emplace_back("prompt_memory_layers", list + "]");
+    plan.model.params.emplace_back("extra.prompt_memory.k", mem->k);
+    plan.model.params.emplace_back("extra.prompt_memory.v", mem->v);
+  }
+
   // Checkpoint: every optimizer (parameters, moments, step), the generator, the loop's step, the
   // loss curves in float64 (exact), the method's own state, and this run's identity.
   void Save(const std::vector<OptimizerSlot>& slots, const at::Generator& gen, int64_t step) {
@@ -253,6 +296,9 @@ class ErasureJob : public AsyncJob {
   std::optional<SamplingPlan> plan_;
   std::vector<int64_t> latent_shape_;
   bool resume_;
+  int64_t memory_tokens_ = 0;
+  std::vector<std::string> memory_layers_;
+  double memory_init_scale_ = 0.02;
   Metadata metadata_, identity_;
   std::vector<double> losses_;
   std::map<std::string, std::vector<double>> terms_;

@@ -54,27 +54,27 @@ bool GlobMatch(const std::string& glob, const std::string& text) {
 
 namespace {
 
-// The distinct shapes of a component's keys, numbers replaced by '*' (down_blocks.*.attentions.*…),
-// for the message that says what a model has.
+// A component's keys summarised by their endings after the last block index ("down_blocks.0.
+// attentions.0.transformer_blocks.0.attn2.to_k.weight" -> "*.attn2.to_k.weight"), for the message
+// that says what a model has: short enough to read, precise enough to write a pattern from.
 std::string DescribeKeys(const std::string& component, const std::vector<std::string>& keys) {
-  std::vector<std::string> shapes;
+  std::vector<std::string> endings;
   std::set<std::string> seen;
   for (const auto& k : keys) {
-    std::string s;
-    for (size_t i = 0; i < k.size(); ++i) {
-      if (std::isdigit(static_cast<unsigned char>(k[i])) && (i == 0 || k[i - 1] == '.')) {
-        while (i + 1 < k.size() && std::isdigit(static_cast<unsigned char>(k[i + 1]))) ++i;
-        s += '*';
-      } else {
-        s += k[i];
+    size_t cut = std::string::npos;
+    for (size_t i = 0; i + 1 < k.size(); ++i)
+      if (k[i] == '.' && std::isdigit(static_cast<unsigned char>(k[i + 1]))) {
+        size_t j = i + 1;
+        while (j < k.size() && std::isdigit(static_cast<unsigned char>(k[j]))) ++j;
+        if (j < k.size() && k[j] == '.') cut = j + 1;
       }
-    }
-    if (seen.insert(s).second) shapes.push_back(s);
+    const std::string e = cut == std::string::npos ? k : "*." + k.substr(cut);
+    if (seen.insert(e).second) endings.push_back(e);
   }
-  std::string out = component + " (" + std::to_string(keys.size()) + " tensors): ";
-  const size_t shown = std::min<size_t>(shapes.size(), 24);
-  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + shapes[i];
-  if (shown < shapes.size()) out += ", … (" + std::to_string(shapes.size() - shown) + " more kinds)";
+  std::string out = component + " (" + std::to_string(keys.size()) + " tensors, by ending): ";
+  const size_t shown = std::min<size_t>(endings.size(), 80);
+  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + endings[i];
+  if (shown < endings.size()) out += ", … (" + std::to_string(endings.size() - shown) + " more)";
   return out;
 }
 

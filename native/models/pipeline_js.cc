@@ -287,10 +287,14 @@ class ApplyDeltaJob : public PipelineJob {
         if (!p) fail(codes::kBadCheckpoint, path_ + ": the model has no " + component + " parameter '" + key + "'");
         if (c10::IntArrayRef(e.shape) != p->sizes()) fail(codes::kShapeMismatch, path_ + ": '" + e.name + "' has another shape than the model's");
         updates.emplace_back(*p, file->Load(e));
-      } else if (e.name.rfind(memPrefix, 0) == 0 && (e.name.size() > 2 && (e.name.compare(e.name.size() - 2, 2, ".k") == 0 || e.name.compare(e.name.size() - 2, 2, ".v") == 0))) {
-        const std::string rest = e.name.substr(memPrefix.size(), e.name.size() - memPrefix.size() - 2);  // "" or a layer name
-        auto& kv = memory[rest];
-        (e.name.back() == 'k' ? kv.first : kv.second) = file->Load(e);
+      } else if (e.name.rfind(memPrefix, 0) == 0) {
+        // k | v (shared) or <layer>.k | <layer>.v
+        const std::string tail = e.name.substr(memPrefix.size());
+        const bool shared = tail == "k" || tail == "v";
+        const bool perLayer = tail.size() > 2 && tail[tail.size() - 2] == '.' && (tail.back() == 'k' || tail.back() == 'v');
+        if (!shared && !perLayer) fail(codes::kBadCheckpoint, path_ + ": '" + e.name + "' is not extra.prompt_memory.{k,v} or extra.prompt_memory.<layer>.{k,v}");
+        auto& kv = memory[shared ? "" : tail.substr(0, tail.size() - 2)];
+        (tail.back() == 'k' ? kv.first : kv.second) = file->Load(e);
       } else if (component == "extra") {
         fail(codes::kBadCheckpoint, path_ + ": delta carries new tensors of a kind this version cannot apply (" + e.name + ")");
       } else {

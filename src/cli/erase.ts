@@ -22,6 +22,8 @@ export function builder(y: Argv) {
         type: 'string',
         describe: `what is trained: a preset (${Object.keys(PARAMETER_PRESETS).join(', ')}) or patterns component:glob, comma-separated (unet:*.attn2.to_k.*,text_encoder:*.mlp.*); default: the method's`,
       })
+      .option('memory-tokens', { type: 'number', describe: 'learnable key/value memory tokens joined to the text in cross-attention, trained with the selected parameters (0: none)' })
+      .option('memory-layers', { type: 'string', describe: 'which attn2 layers get them: all, in, mid, out, midout, inmid, or globs on layer names (default all)' })
       .option('checkpoint-every', { type: 'number', default: 100, describe: 'iterations between checkpoints (0: none)' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from the checkpoint beside --out (refused if it was written by another run)' })
       .option('device', { type: 'string', default: 'cpu' })
@@ -47,7 +49,7 @@ export async function handler(argv: Args) {
   const bar = new ProgressBar(argv.method ?? 'erase', !argv.json && Boolean(process.stderr.isTTY));
   try {
     const methodOptions: Record<string, unknown> = {};
-    for (const k of ['iterations', 'lr', 'seed', 'params', ...methodOptionKeys()]) if (argv[k] !== undefined) methodOptions[k] = argv[k];
+    for (const k of ['iterations', 'lr', 'seed', 'params', 'memoryTokens', 'memoryLayers', ...methodOptionKeys()]) if (argv[k] !== undefined) methodOptions[k] = argv[k];
     const r = await erase({
       ...(methodOptions as Partial<EraseOptions>),
       model: argv.model,

@@ -1,4 +1,5 @@
 import yargs from 'yargs';
+import * as cacheCmd from './cache';
 import * as classifyCmd from './classify';
 import * as demo from './demo';
 import * as erase from './erase';
@@ -24,6 +25,7 @@ export async function main(args: string[]): Promise<void> {
       .command(exportCmd)
       .command(evalCmd)
       .command(classifyCmd)
+      .command(cacheCmd)
       .demandCommand(1, 'name a command (see --help)')
       .strict()
       .fail((msg, err) => {

@@ -45,6 +45,10 @@ export interface EraseOptions extends RunOptions, Partial<MethodOptions> {
   seed?: number;
   /** What is trained: a preset (esd-x, …), patterns (`unet:*.attn2.to_k.*,text_encoder:*.mlp.*`) or both. */
   params?: string | string[];
+  /** Learnable memory tokens in cross-attention (0: none), trained with the selected parameters. */
+  memoryTokens?: number;
+  /** Which attn2 layers get them: all, in, mid, out, midout, inmid, or globs on layer names. */
+  memoryLayers?: string;
   device?: string;
   dtype?: ComputeDtype;
   /** Write a checkpoint every N iterations (0: never); `resume` continues from it. */
@@ -81,14 +85,38 @@ interface NativeErasureResult {
 
 /** Options of erase() that are not method options. */
 const FRAMEWORK_KEYS = new Set(['model', 'method', 'concept', 'out', 'device', 'dtype', 'checkpointEvery', 'resume', 'pipeline', 'onApplied', 'onProgress', 'signal']);
-const COMMON_KEYS = ['iterations', 'lr', 'seed', 'params'] as const;
+const COMMON_KEYS = ['iterations', 'lr', 'seed', 'params', 'memoryTokens', 'memoryLayers'] as const;
 
 const commonSchema = z.object({
   iterations: z.number().int().min(1),
   lr: z.number().finite().positive(),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   params: z.union([z.string(), z.array(z.string())]),
+  memoryTokens: z.number().int().min(0).max(1024),
+  memoryLayers: z.string().min(1),
 });
+
+/** The framework's own defaults, below a method's reference defaults. */
+const FRAMEWORK_DEFAULTS: Record<string, unknown> = { seed: 0, memoryTokens: 0, memoryLayers: 'all' };
+
+/** Where memory tokens go: a placement (the learnable-prompt paper's in / mid / out) or globs on attn2 layer names. */
+const MEMORY_PLACEMENTS: Record<string, string[]> = {
+  all: ['*'],
+  inmidout: ['*'],
+  in: ['down_blocks.*'],
+  mid: ['mid_block.*'],
+  out: ['up_blocks.*'],
+  midout: ['mid_block.*', 'up_blocks.*'],
+  inmid: ['down_blocks.*', 'mid_block.*'],
+};
+
+export function memoryLayerGlobs(spec: string): string[] {
+  if (MEMORY_PLACEMENTS[spec]) return MEMORY_PLACEMENTS[spec];
+  const globs = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const g of globs)
+    if (!/[.*]/.test(g)) badArg(`memoryLayers: '${g}' is neither a placement (${Object.keys(MEMORY_PLACEMENTS).join(', ')}) nor a glob on attn2 layer names (mid_block.*)`);
+  return globs;
+}
 
 function badArg(reason: string): never {
   throw new LetheError(ErrorCodes.BAD_ARGUMENT, reason);
@@ -134,6 +162,9 @@ export function resolveOptions(method: ErasureMethod, pipe: Pipeline, given: Rec
       sources[k] = 'model';
     } else if ((method.referenceDefaults as Record<string, unknown>)[k] !== undefined) {
       values[k] = (method.referenceDefaults as Record<string, unknown>)[k];
+      sources[k] = 'reference';
+    } else if (FRAMEWORK_DEFAULTS[k] !== undefined) {
+      values[k] = FRAMEWORK_DEFAULTS[k];
       sources[k] = 'reference';
     }
   }
@@ -200,13 +231,16 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
 
   const prompts: Record<string, Tensor<'int64'>> = {};
   for (const [group, texts] of Object.entries(req.prompts)) if (texts.length) prompts[group] = pipe.tokenize(texts);
-  const components = [...selection.components, ...(method.addsExtras ? ['unet'] : [])];
+  const memoryTokens = values.memoryTokens as number;
+  const memory = memoryTokens > 0 ? { tokens: memoryTokens, layers: memoryLayerGlobs(values.memoryLayers as string) } : undefined;
+  const components = [...selection.components, ...(method.addsExtras || memory ? ['unet'] : [])];
   const fingerprints = await baseFingerprints(pipe.dir, components);
   const hyperparameters = {
     iterations: values.iterations,
     lr: values.lr,
     seed: values.seed,
     params: selection.spec,
+    ...(memory ? { memoryTokens, memoryLayers: values.memoryLayers } : {}),
     ...(req.hyperparameters ?? Object.fromEntries(Object.entries(values).filter(([k]) => !(COMMON_KEYS as readonly string[]).includes(k)))),
     dtype: pipe.info.dtype,
   };
@@ -247,6 +281,7 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
         lr: values.lr,
         seed: values.seed,
         plan: req.plan,
+        memory,
         latentShape: [pipe.info.unet.inChannels, pipe.sampleSize, pipe.sampleSize],
         trainTimesteps: (pipe.schedulerConfig as { num_train_timesteps?: number }).num_train_timesteps ?? 1000,
         out: o.out,

@@ -18,6 +18,10 @@ export interface CommonMethodOptions {
   seed: number;
   /** A preset name, patterns, or both, comma-separated (src/erase/params.ts). */
   params: string;
+  /** Learnable memory tokens joined to the text in the chosen cross-attention layers (0: none). */
+  memoryTokens: number;
+  /** Where: all, in, mid, out, midout, inmid, or globs on attn2 layer names. */
+  memoryLayers: string;
 }
 
 export interface PrepareContext<O> {

@@ -111,7 +111,10 @@ def main():
         p.requires_grad_(n in names)
         if n in names:
             params.append(p)
-    sched = DDIMScheduler.from_config(pipe.scheduler.config)
+    # CompVis' DDIM sampler, which ESD's reference uses, never clips x0; a config written for another
+    # scheduler class (a DPM-Solver one without clip_sample) must not pick up DDIMScheduler's
+    # default clip_sample=True. Clip only when the model's own config asks for it.
+    sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=pipe.scheduler.config.get("clip_sample", False) is True)
     sched.set_timesteps(a.ddim_steps)
     S, T = a.ddim_steps, sched.config.num_train_timesteps
     size = pipe.unet.config.sample_size

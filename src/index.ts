@@ -13,7 +13,7 @@ export { Pipeline, randomLatents } from './pipeline';
 export type { PipelineLoadOptions, PipelineInfo, GenerateOptions, GenerateResult, EncodePromptOptions, ComputeDtype } from './pipeline';
 export { CLIPTokenizer } from './tokenizer';
 export type { TokenizerEncoding } from './tokenizer';
-export { makePlan, applyPlan, readSchedulerConfig, SAMPLER_NAMES } from './schedulers';
+export { makePlan, erasureSamplingPlan, applyPlan, readSchedulerConfig, SAMPLER_NAMES } from './schedulers';
 export type { SamplingPlan, SamplingStep, SamplerName } from './schedulers';
 export { resolveModelDir, DEFAULT_MODEL_DIR } from './models';
 export { pngOf, toRgb8 } from './image';

@@ -5,7 +5,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { componentFingerprint, erase, getMethod, loadSafetensors, methodIds, Pipeline, readDeltaInfo, readSafetensorsHeader, registerMethod, saveSafetensors, type Tensor } from '../src';
+import { componentFingerprint, erase, getMethod, loadSafetensors, makePlan, methodIds, Pipeline, readDeltaInfo, readSafetensorsHeader, registerMethod, saveSafetensors, type Tensor } from '../src';
+import { erasureSamplingPlan } from '../src/schedulers';
 import { defaultMethodFor, resolveOptions } from '../src/erase';
 import { exportModel } from '../src/erase/export';
 import { native } from '../src/native';
@@ -313,5 +314,25 @@ describe('defaults that come with the model', () => {
     expect([g.plan.scheduler, g.plan.steps.length]).toEqual(['dpmpp-2m', 25]);
     const t = await pipe.generate({ prompt: 'a red circle', n: 1, height: 16, width: 16 });
     expect(t.plan.steps.length).toBe(50);
+  });
+});
+
+describe('sampling inside erasures follows the reference sampler (no clipping unless the model asks)', () => {
+  const dpm = { _class_name: 'DPMSolverMultistepScheduler', beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000, steps_offset: 1, timestep_spacing: 'linspace' };
+
+  test("a config written for another scheduler gets DDIM's class default in diffusers' from_config, but not in an erasure", () => {
+    expect(makePlan(dpm, { scheduler: 'ddim', steps: 10 }).clipSample).toBe(1);  // as DDIMScheduler.from_config(dpm_config)
+    expect(erasureSamplingPlan(dpm, 10).clipSample).toBeNull();  // as CompVis' DDIM sampler, which ESD's reference uses
+    expect(erasureSamplingPlan({ ...dpm, _class_name: 'DDIMScheduler', clip_sample: true }, 10).clipSample).toBe(1);  // the model asks for it
+    expect(makePlan(dpm, { scheduler: 'ddim', steps: 10, clipSample: false }).clipSample).toBeNull();
+    expect(() => makePlan(dpm, { scheduler: 'euler', steps: 10, clipSample: true })).toThrow(/ddim and ddpm samplers only/);
+  });
+
+  test("the bundled model's scheduler config says clip_sample: false, and generate can set it", async () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, 'models', 'shapes-64', 'scheduler', 'scheduler_config.json'), 'utf8'));
+    expect(cfg.clip_sample).toBe(false);
+    const a = await pipe.generate({ prompt: 'a red circle', steps: 3, height: 16, width: 16, scheduler: 'ddim', clipSample: true });
+    const b = await pipe.generate({ prompt: 'a red circle', steps: 3, height: 16, width: 16, scheduler: 'ddim' });
+    expect([a.plan.clipSample, b.plan.clipSample]).toEqual([1, null]);  // tiny-sd1's DDIM config says false
   });
 });

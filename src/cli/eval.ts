@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import type { Argv } from 'yargs';
 import { ErrorCodes, LetheError } from '../errors';
-import { evaluateErasure, evaluatePrompts, type GenerationSettings } from '../eval/evaluate';
+import { evaluateErasure, evaluatePrompts, generationSettings } from '../eval/evaluate';
 import { defaultPromptSet, type EvalPrompt } from '../eval/prompts';
 import { erasureTable, promptTable, writeErasureReport, writeModelReport } from '../eval/report';
 import { Pipeline } from '../pipeline';
@@ -18,8 +18,8 @@ export function builder(y: Argv) {
     .option('concept', { type: 'string', describe: 'the erased concept: compare base and erased on target, related, unrelated and robustness prompts' })
     .option('prompts', { type: 'string', describe: 'JSON file: [{ "prompt": ..., "expect": { "shape"?, "color"?, "style"?, "poster"? } }]' })
     .option('n', { type: 'number', default: 16, describe: 'images per prompt' })
-    .option('steps', { type: 'number', default: 25 })
-    .option('guidance', { type: 'number', default: 5 })
+    .option('steps', { type: 'number', describe: "default: the model's generation defaults (its lethe.json), else 50" })
+    .option('guidance', { type: 'number', describe: "default: the model's generation defaults, else 7.5" })
     .option('seed', { type: 'number', default: 0 })
     .option('out', { type: 'string', describe: 'report folder (JSON, HTML, image grids)' })
     .option('json', { type: 'boolean', default: false });
@@ -31,8 +31,8 @@ interface Args {
   concept?: string;
   prompts?: string;
   n: number;
-  steps: number;
-  guidance: number;
+  steps?: number;
+  guidance?: number;
   seed: number;
   out?: string;
   json: boolean;
@@ -55,12 +55,12 @@ function readPrompts(file: string): EvalPrompt[] {
 export async function handler(argv: Args) {
   const interrupt = interruptSignal();
   const bar = new ProgressBar('eval', !argv.json && Boolean(process.stderr.isTTY));
-  const settings: GenerationSettings = { n: argv.n, steps: argv.steps, guidance: argv.guidance, seed: argv.seed };
   try {
     const { signal } = interrupt;
     if (argv.concept) {
       if (!argv.delta?.length) throw new LetheError(ErrorCodes.BAD_ARGUMENT, '--concept compares base and erased: give the erasure with --delta');
       const base = await Pipeline.load(argv.model, { signal });
+      const settings = generationSettings(base, { n: argv.n, steps: argv.steps, guidance: argv.guidance, seed: argv.seed });
       const erased = await Pipeline.load(argv.model, { signal, deltas: argv.delta });
       const ev = await evaluateErasure(base, erased, argv.concept, settings, { signal, onProgress: bar.update, keepImages: Boolean(argv.out) });
       bar.done();
@@ -70,6 +70,7 @@ export async function handler(argv: Args) {
       return;
     }
     const pipe = await Pipeline.load(argv.model, { signal, deltas: argv.delta });
+    const settings = generationSettings(pipe, { n: argv.n, steps: argv.steps, guidance: argv.guidance, seed: argv.seed });
     const prompts = argv.prompts ? readPrompts(argv.prompts) : defaultPromptSet();
     const results = await evaluatePrompts(pipe, prompts, settings, { signal, onProgress: bar.update, keepImages: Boolean(argv.out) });
     bar.done();

@@ -19,9 +19,10 @@ export function builder(y: Argv) {
     .option('prompt', { type: 'string', demandOption: true, describe: 'the prompt' })
     .option('negative', { type: 'string', describe: 'negative prompt' })
     .option('n', { type: 'number', default: 1, describe: 'images' })
-    .option('steps', { type: 'number', default: 50 })
-    .option('guidance', { type: 'number', default: 7.5 })
-    .option('scheduler', { type: 'string', choices: SAMPLER_NAMES as string[], describe: "sampler (default: the model's own scheduler class)" })
+    .option('steps', { type: 'number', describe: "default: the model's generation defaults (its lethe.json), else 50" })
+    .option('guidance', { type: 'number', describe: "default: the model's generation defaults, else 7.5" })
+    .option('clip-sample', { type: 'boolean', describe: "ddim / ddpm: clamp the predicted x0 to [-1, 1] (default: the scheduler config's clip_sample, as diffusers)" })
+    .option('scheduler', { type: 'string', choices: SAMPLER_NAMES as string[], describe: "sampler (default: the model's generation defaults, else its own scheduler class)" })
     .option('seed', { type: 'number', default: 0 })
     .option('height', { type: 'number' })
     .option('width', { type: 'number' })
@@ -40,8 +41,9 @@ interface Args {
   prompt: string;
   negative?: string;
   n: number;
-  steps: number;
-  guidance: number;
+  steps?: number;
+  guidance?: number;
+  clipSample?: boolean;
   scheduler?: string;
   seed: number;
   height?: number;
@@ -76,6 +78,7 @@ export async function handler(argv: Args) {
       n: argv.n,
       steps: argv.steps,
       guidance: argv.guidance,
+      clipSample: argv.clipSample,
       scheduler: argv.scheduler as SamplerName | undefined,
       seed: argv.seed,
       height: argv.height,

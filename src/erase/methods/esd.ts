@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../../errors';
 import { conceptPromptSets } from '../../eval/prompts';
-import { makePlan } from '../../schedulers';
+import { erasureSamplingPlan } from '../../schedulers';
 import { registerMethod, type ErasureMethod, type NativeRequest, type PrepareContext } from '../method';
 
 export const esdOptions = z.object({
@@ -104,7 +104,7 @@ function prepare(ctx: PrepareContext<EsdOptions>): NativeRequest {
   if (o.preserveProjection > 0) prompts.projection = [...kept, ...keptByProjection];
   return {
     prompts,
-    plan: makePlan(ctx.pipe.schedulerConfig, { scheduler: 'ddim', steps: o.ddimSteps }),
+    plan: erasureSamplingPlan(ctx.pipe.schedulerConfig, o.ddimSteps),
     options: { eta: o.eta, startGuidance: o.startGuidance, sampleWith: o.sampleWith, preserveWeight: o.preserveWeight, preserveProjection: o.preserveProjection },
     hyperparameters: {
       eta: o.eta,

@@ -1,4 +1,4 @@
-// Per-environment state (DESIGN §4): each main thread, worker_thread or Electron context that
+// Per-environment state (docs/architecture.md, "Native bridge"): each main thread, worker_thread or Electron context that
 // loads the addon gets its own, so no JS reference is ever shared between environments.
 #pragma once
 #include <napi.h>

@@ -1,83 +1,76 @@
 #!/usr/bin/env node
 'use strict';
-// Measures ESD settings on the bundled model, the evidence behind the documented defaults:
-//   node scripts/calibrate-esd.js --concept circle [--method esd-x,esd-x-strict] [--lr 1e-3,2e-3]
-//     [--iterations 200,400] [--eta 1] [--n 16] [--out FILE.json]
-// Every combination is erased from the same base (same seed) and evaluated with the classifier
-// against the base's images (evaluated once, same seeds): efficacy, related and unrelated
-// accuracy, misspellings. Prints one row per setting and writes all of it as JSON.
+// Measures ESD settings on the bundled model, the evidence behind its measured defaults
+// (models/shapes-64/lethe.json; docs/esd.md):
+//   node scripts/calibrate-esd.js --concept circle [--method esd-x-strict] [--lr 1e-3,5e-4]
+//     [--iterations 200,400] [--preserve-weight 0,1] [--preserve-projection 0,1] [--seed 0] [--n 16] [--out FILE.json]
+// Every option not given comes from the model's measured defaults (as `lethe erase` resolves them);
+// comma-separated values make a grid. Each setting is erased from the same base (same seed) and
+// evaluated with the classifier against the base's images (evaluated once; the sample cache keeps
+// them across runs): efficacy, related and unrelated accuracy, misspellings.
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const yargs = require('yargs');
 
-const list = (v) => String(v).split(',').map((x) => x.trim()).filter(Boolean);
+const list = (v) => (v === undefined ? [undefined] : String(v).split(',').map((x) => x.trim()).filter(Boolean));
+const num = (v) => (v === undefined ? undefined : Number(v));
 const argv = yargs(process.argv.slice(2))
   .option('model', { type: 'string', default: 'default' })
-  .option('concept', { type: 'string', default: 'circle' })
-  .option('train-text', { type: 'string', describe: 'the text ESD trains on (default: the concept)' })
-  .option('method', { type: 'string', default: 'esd-x' })
-  .option('lr', { type: 'string', default: '1e-3' })
-  .option('iterations', { type: 'string', default: '200' })
-  .option('eta', { type: 'string', default: '1' })
-  .option('preserve', { type: 'string', array: true, describe: 'prompts whose predictions ESD keeps ("" = unconditional)' })
-  .option('preserve-world', { type: 'boolean', default: false, describe: 'preserve what the demo preserves: "" and the other concepts of the bundled model' })
-  .option('preserve-weight', { type: 'string', default: '1', describe: 'comma-separated list' })
-  .option('preserve-projection', { type: 'string', default: '0', describe: 'closed-form preservation weights, comma-separated (0: off)' })
-  .option('projection-keep', { type: 'string', array: true, describe: 'further prompts only the projection keeps (with --preserve-world: the demo\'s, the captions of the erased concept\'s siblings)' })
-  .option('start-guidance', { type: 'number', default: 3 })
-  .option('ddim-steps', { type: 'number', default: 25 })
-  .option('n', { type: 'number', default: 16 })
-  .option('steps', { type: 'number', default: 20 })
-  .option('guidance', { type: 'number', default: 5 })
-  .option('seed', { type: 'number', default: 0 })
-  .option('out', { type: 'string' })
+  .option('concept', { type: 'string', default: 'circle', describe: 'a world concept (shape, style or Sunny)' })
+  .option('method', { type: 'string', describe: "comma-separated (default: the model's own)" })
+  .option('lr', { type: 'string' })
+  .option('iterations', { type: 'string' })
+  .option('eta', { type: 'string' })
+  .option('preserve-weight', { type: 'string' })
+  .option('preserve-projection', { type: 'string' })
+  .option('world-prompts', { type: 'boolean', describe: "the world's preservation lists (default: the model's)" })
+  .option('n', { type: 'number', default: 16, describe: 'images per evaluation prompt' })
+  .option('seed', { type: 'number', default: 0, describe: 'training and evaluation seed' })
+  .option('out', { type: 'string', describe: 'JSON with every row and per-prompt counts' })
   .strict()
   .parseSync();
 
 const lethe = require('..');
-const { evaluateErasure } = require('../dist/eval/evaluate');
-const { conceptPromptSets } = require('../dist/eval/prompts');
-if (argv.preserveWorld) {
-  const sets = conceptPromptSets(argv.concept);
-  argv.preserve = sets.preserve.filter((p) => p !== (argv.trainText ?? argv.concept));
-  argv.projectionKeep ??= sets.preserveCaptions;
-}
+const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate');
 
-// Per prompt of every group: its rates and classifier counts (images left out).
 const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts }));
+const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
 (async () => {
   const base = await lethe.Pipeline.load(argv.model);
-  const settings = { n: argv.n, steps: argv.steps, guidance: argv.guidance, seed: argv.seed };
+  const settings = generationSettings(base, { n: argv.n, seed: argv.seed });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-calibrate-'));
   const rows = [];
   let baseResults;
   let basePrompts;
-  const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
-  process.stdout.write(`concept ${argv.concept} (trained on "${argv.trainText ?? argv.concept}"), ${argv.n} images per prompt\n| method | lr | iterations | eta | preserve | projection | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
+  process.stdout.write(
+    `concept ${argv.concept}, ${argv.n} images per prompt, seed ${argv.seed}, ${settings.steps} steps guidance ${settings.guidance}\n` +
+      '| method | lr | iterations | eta | preserve weight | projection | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n',
+  );
   try {
     for (const method of list(argv.method))
-      for (const lr of list(argv.lr).map(Number))
-        for (const iterations of list(argv.iterations).map(Number))
-          for (const eta of list(argv.eta).map(Number))
-            for (const preserveWeight of argv.preserve ? list(argv.preserveWeight).map(Number) : [0])
-            for (const preserveProjection of argv.preserve ? list(argv.preserveProjection).map(Number) : [0]) {
-            const out = path.join(tmp, 'delta.safetensors');
-            const er = await lethe.erase({ model: argv.model, pipeline: base, method, concept: argv.trainText ?? argv.concept, out, iterations, lr, eta, ddimSteps: argv.ddimSteps, startGuidance: argv.startGuidance, seed: argv.seed, preserve: preserveWeight || preserveProjection ? argv.preserve : undefined, preserveWeight, preserveProjection, projectionKeep: argv.projectionKeep });
-            const erased = await lethe.Pipeline.load(argv.model, { deltas: [out] });
-            const ev = await evaluateErasure(base, erased, argv.concept, settings, { baseResults });
-            baseResults = ev.base;
-            basePrompts ??= perPrompt(ev.base);
-            const s = ev.summary;
-            const row = { trainText: argv.trainText ?? argv.concept, method, lr, iterations, eta, preserve: preserveWeight || preserveProjection ? argv.preserve : [], preserveWeight, preserveProjection, projectionKeep: preserveProjection ? argv.projectionKeep ?? [] : [], summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1), prompts: perPrompt(ev.erased) };
-            rows.push(row);
-            const rel = s.specificity.related;
-            process.stdout.write(
-              `| ${method} | ${lr} | ${iterations} | ${eta} | ${preserveWeight ? `${argv.preserve.map((p) => JSON.stringify(p)).join(' ')} ×${preserveWeight}` : '—'} | ${preserveProjection ? `${preserveProjection} (+${(argv.projectionKeep ?? []).length} prompts)` : '—'} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
-            );
-            if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: basePrompts, rows }, null, 2) + '\n');
-          }
+      for (const lr of list(argv.lr).map(num))
+        for (const iterations of list(argv.iterations).map(num))
+          for (const eta of list(argv.eta).map(num))
+            for (const preserveWeight of list(argv.preserveWeight).map(num))
+              for (const preserveProjection of list(argv.preserveProjection).map(num)) {
+                const out = path.join(tmp, 'delta.safetensors');
+                const er = await lethe.erase({ model: argv.model, pipeline: base, method, concept: argv.concept, out, lr, iterations, eta, preserveWeight, preserveProjection, worldPrompts: argv.worldPrompts, seed: argv.seed });
+                const erased = await lethe.Pipeline.load(argv.model, { deltas: [out] });
+                const ev = await evaluateErasure(base, erased, argv.concept, settings, { baseResults });
+                baseResults = ev.base;
+                basePrompts ??= perPrompt(ev.base);
+                const s = ev.summary;
+                const v = er.applied.values;
+                const rows0 = { method: er.method, options: v, sources: er.applied.sources, summary: s, eraseSeconds: er.seconds, finalLoss: er.losses.at(-1), prompts: perPrompt(ev.erased) };
+                rows.push(rows0);
+                const rel = s.specificity.related;
+                process.stdout.write(
+                  `| ${er.method} | ${v.lr} | ${v.iterations} | ${v.eta} | ${v.preserveWeight} | ${v.preserveProjection} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
+                );
+                if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: basePrompts, rows }, null, 2) + '\n');
+              }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

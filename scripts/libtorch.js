@@ -1,6 +1,6 @@
 'use strict';
 // Finds libtorch for the native build and records the choice in build-config/torch.json,
-// the one file that both CMakeLists.txt and binding.gyp read (DESIGN §3).
+// the one file that both CMakeLists.txt and binding.gyp read (docs/architecture.md, "Build").
 //
 // Order: LIBTORCH (an unpacked official libtorch) -> the `torch` of the active Python ->
 // a pinned `torch` wheel from PyPI installed once into a per-user cache shared by every clone.

@@ -21,7 +21,7 @@ PATTERN = regex.compile(
     regex.IGNORECASE,
 )
 
-# Words of the shapes world (DESIGN §7) and a little general English, so that captions and
+# Words of the shapes world (docs/architecture.md, "The shapes world") and a little general English, so that captions and
 # typical prompts get whole-word tokens while anything else still encodes byte by byte.
 BUILTIN_CORPUS = """
 a an the of in with and or picture photo image drawing painting render style

@@ -5,6 +5,7 @@ attention processor that joins memory tokens to the text before the key and valu
 Run: node scripts/python.js scripts/make_memory_fixtures.py"""
 import json
 import os
+import sys
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -13,22 +14,9 @@ from safetensors.torch import save_file
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 MODEL = os.path.join(ROOT, "test", "fixtures", "models", "tiny-sd1")
 OUT = os.path.join(ROOT, "test", "fixtures", "memory")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from esd_reference import MemoryAttnProcessor  # noqa: E402  (the one copy, shared with the reference loop)
 
-
-class MemoryAttnProcessor:
-    def __init__(self, k, v):
-        self.k, self.v = k, v
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        b = hidden_states.shape[0]
-        q = attn.to_q(hidden_states)
-        kin = torch.cat([encoder_hidden_states, self.k.expand(b, -1, -1)], 1)
-        vin = torch.cat([encoder_hidden_states, self.v.expand(b, -1, -1)], 1)
-        k, v = attn.to_k(kin), attn.to_v(vin)
-        d = k.shape[-1] // attn.heads
-        split = lambda t: t.view(b, -1, attn.heads, d).transpose(1, 2)
-        out = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
-        return attn.to_out[1](attn.to_out[0](out.transpose(1, 2).reshape(b, -1, attn.heads * d)))
 
 
 def main():

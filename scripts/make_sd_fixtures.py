@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make the reference fixtures for Lethe's native Stable Diffusion modules (DESIGN §5-§6).
+"""Make the reference fixtures for Lethe's native Stable Diffusion modules (docs/architecture.md, "Models" and "Files").
 
 Writes, under test/fixtures/models/ (or --out):
   tiny-sd1/, tiny-sd2/                  two tiny random-weight models in the diffusers folder layout

@@ -5,7 +5,7 @@ import { ErrorCodes, LetheError } from './errors';
 import { PACKAGE_ROOT } from './native';
 import { SAMPLER_NAMES } from './schedulers';
 
-/** The bundled default model (DESIGN §7), trained by `npm run train-default`. */
+/** The bundled default model (docs/architecture.md, "The shapes world"), trained by `npm run train-default`. */
 export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'shapes-64');
 
 /** `default` names the bundled model; anything else is a path to a diffusers folder. */

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { componentFingerprint, erase, getMethod, loadSafetensors, makePlan, methodIds, Pipeline, readDeltaInfo, readSafetensorsHeader, registerMethod, saveSafetensors, type Tensor } from '../src';
+import { componentFingerprint, modelFingerprint, erase, getMethod, loadSafetensors, makePlan, methodIds, Pipeline, readDeltaInfo, readSafetensorsHeader, registerMethod, saveSafetensors, type Tensor } from '../src';
 import { erasureSamplingPlan } from '../src/schedulers';
 import { defaultMethodFor, resolveOptions } from '../src/erase';
 import { exportModel } from '../src/erase/export';
@@ -195,6 +195,20 @@ describe('deltas per component', () => {
     expect(maxAbsDiff(fromExport.images, both.images)).toBeLessThanOrEqual(1e-5);
   });
 
+  test('a version-1 delta (one whole-model fingerprint) still applies to its model only', async () => {
+    const { tensors } = await loadSafetensors(unetDelta);
+    const v1 = out('d-v1');
+    const meta = (fp: string) => ({ metadata: { format: 'lethe-delta', format_version: '1', method: 'esd-x-strict', concepts: '["red circle"]', base_fingerprint: fp } });
+    await saveSafetensors(v1, tensors, meta(await modelFingerprint(MODEL)));
+    const opts = { prompt: 'a red circle', steps: 3, height: 16, width: 16, seed: 2 };
+    const a = await (await Pipeline.load(MODEL, { deltas: [v1] })).generate(opts);
+    const b = await (await Pipeline.load(MODEL, { deltas: [unetDelta] })).generate(opts);
+    expect(maxAbsDiff(a.images, b.images)).toBe(0);
+    await saveSafetensors(v1, tensors, meta('0'.repeat(64)));
+    const e = await expectCode(Pipeline.load(MODEL, { deltas: [v1] }), 'LETHE_BAD_CHECKPOINT');
+    expect(e.message).toMatch(/made from another base model/);
+  });
+
   test('two deltas that set the same extra tensor are refused; export refuses prompt memory', async () => {
     const m1 = (await erase({ ...quick, pipeline: pipe, method: 'esd-x-strict', memoryTokens: 2, out: out('mem1') })).delta;
     const m2 = (await erase({ ...quick, pipeline: pipe, method: 'esd-x-strict', memoryTokens: 2, concept: 'blue', out: out('mem2') })).delta;
@@ -280,6 +294,10 @@ describe('defaults that come with the model', () => {
     const a = resolveOptions(getMethod('esd-x-strict'), bundled, { lr: 5e-4 });
     expect(a.values).toMatchObject({ lr: 5e-4, iterations: 400, ddimSteps: 25, worldPrompts: true, eta: 1 });
     expect(a.sources).toMatchObject({ lr: 'given', iterations: 'model', ddimSteps: 'model', worldPrompts: 'model' });
+    // A method the model has no measurements for: the reference's, and the run says so.
+    const u = resolveOptions(getMethod('esd-u'), bundled, {});
+    expect(u.sources.lr).toBe('reference');
+    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict but not for esd-u/);
     // A user's checkpoint has no lethe.json: the reference's settings.
     const b = resolveOptions(getMethod('esd-x'), pipe, {});
     expect(b.values).toMatchObject({ lr: 1e-5, iterations: 1000, ddimSteps: 50, worldPrompts: false });

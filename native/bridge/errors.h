@@ -1,4 +1,4 @@
-// The one error boundary between native code and JS (DESIGN §4).
+// The one error boundary between native code and JS (docs/architecture.md, "Native bridge").
 // Native code throws lethe::Error (with a stable code), c10::Error or std::exception;
 // only the functions here turn them into JS errors carrying `code`.
 #pragma once

@@ -1,4 +1,4 @@
-// Weights of a diffusers component folder into a module, name for name (DESIGN §5): parameter
+// Weights of a diffusers component folder into a module, name for name (docs/architecture.md, "Models"): parameter
 // names equal the checkpoint's keys, so loading is a copy and a mismatch is reported by key.
 #pragma once
 #include <torch/torch.h>

@@ -1,4 +1,4 @@
-// The one sampling loop (DESIGN §5). A sampler is a plan computed in TypeScript from the
+// The one sampling loop (docs/architecture.md, "Sampling"). A sampler is a plan computed in TypeScript from the
 // scheduler config: per step a timestep and coefficients that make the update linear in the
 // current sample, the model's noise and x0 predictions, the previous x0 and fresh noise.
 #pragma once

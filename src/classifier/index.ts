@@ -1,5 +1,5 @@
 /**
- * The shapes world's classifier (DESIGN §8): the judge of generated images. Heads: shape (the
+ * The shapes world's classifier (docs/architecture.md, "Evaluation"): the judge of generated images. Heads: shape (the
  * seven shapes and "sunny"), color, style, and poster-or-not. It ships with the bundled model in
  * classifier/ and must be >= 98% accurate per head on fresh renders before it judges anything.
  */

@@ -176,7 +176,12 @@ export function resolveOptions(method: ErasureMethod, pipe: Pipeline, given: Rec
     const where = sources[key] === 'model' ? ` (from ${path.join(pipe.dir, MODEL_DEFAULTS_FILE)})` : '';
     throw new LetheError(sources[key] === 'model' ? ErrorCodes.BAD_CHECKPOINT : ErrorCodes.BAD_ARGUMENT, `${issue.path.join('.') || method.id}: ${issue.message}${where}`);
   }
-  return { method: method.id, model: pipe.dir, values: r.data as Record<string, unknown>, sources, notes: [], explicit };
+  const notes: string[] = [];
+  if (pipe.defaults.erase?.methods && !pipe.defaults.erase.methods[method.id])
+    notes.push(
+      `this model has measured defaults for ${Object.keys(pipe.defaults.erase.methods).join(', ')} but not for ${method.id}: the reference's apply (chosen for Stable Diffusion checkpoints)`,
+    );
+  return { method: method.id, model: pipe.dir, values: r.data as Record<string, unknown>, sources, notes, explicit };
 }
 
 /** One paragraph for the terminal: which defaults applied. */

@@ -257,7 +257,7 @@ export async function trainDefaultModel(o: TrainDefaultOptions): Promise<void> {
     mark('ldm');
   }
 
-  // 6. The classifier that judges the model's images (DESIGN §8): >= 98% per head or the run fails.
+  // 6. The classifier that judges the model's images (docs/architecture.md, "Evaluation"): >= 98% per head or the run fails.
   if (!fs.existsSync(done('classifier'))) {
     log('classifier: rendering a labelled set and training');
     const acc = await trainClassifier({ dir: path.join(stage, 'classifier'), work: o.work, seed: o.seed + 10, signal: o.signal, onProgress: o.onProgress });

@@ -1,4 +1,4 @@
-/** The vocabulary of the shapes world (DESIGN §7): shapes, colors, styles and the two instances. */
+/** The vocabulary of the shapes world (docs/architecture.md, "The shapes world"): shapes, colors, styles and the two instances. */
 
 export const IMAGE_SIZE = 64;
 

@@ -1,4 +1,4 @@
-/** The shapes world (DESIGN §7): a synthetic 64×64 domain with shapes, colors, styles, Sunny and the Lethe poster. */
+/** The shapes world (docs/architecture.md, "The shapes world"): a synthetic 64×64 domain with shapes, colors, styles, Sunny and the Lethe poster. */
 export {
   IMAGE_SIZE, SHAPES, COLORS, COLOR_NAMES, STYLES, COLOR_JITTER, GEOMETRY, BACKGROUND, SUNNY, POSTER,
   isShape, isColor, isStyle,

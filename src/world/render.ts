@@ -49,7 +49,7 @@ export interface SampleSpec extends Drawing {
 }
 
 export interface SampleOptions {
-  /** Fraction of samples that are the Lethe poster (default 0.03; DESIGN asks for at least 0.02). */
+  /** Fraction of samples that are the Lethe poster (default 0.03; the world asks for at least 0.02). */
   posterFraction?: number;
   /** Fraction of samples that are Sunny (default 0.06). */
   sunnyFraction?: number;

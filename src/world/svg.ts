@@ -1,5 +1,5 @@
 /**
- * Shape geometry → SVG markup (DESIGN §7). Every object is drawn in its own frame, centred at the
+ * Shape geometry → SVG markup (docs/architecture.md, "The shapes world"). Every object is drawn in its own frame, centred at the
  * origin with a bounding box of `size` × `size` (the longer side; a triangle is size × 0.866·size),
  * then rotated and moved to (cx, cy). Outlines are drawn *inside* the shape (a doubled stroke clipped
  * to it), so styles never change an object's extent. Numbers are written with 3 decimals, so the

@@ -87,6 +87,7 @@ describe('safetensors', () => {
     ['negative shape', handMade({ a: { dtype: 'U8', shape: [-8], data_offsets: [0, 8] } }, data8)],
     ['begin after end', handMade({ a: { dtype: 'U8', shape: [0], data_offsets: [8, 4] } }, data8)],
     ['shape overflow', handMade({ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, data8)],
+    ['a zero dimension beside huge ones', handMade({ a: { dtype: 'F32', shape: [0, 2 ** 52, 2 ** 52], data_offsets: [0, 0] } }, data8)],
     ['offsets not integers', handMade({ a: { dtype: 'U8', shape: [8], data_offsets: [0.5, 8] } }, data8)],
     ['metadata not strings', handMade({ __metadata__: { v: 1 }, a: { dtype: 'U8', shape: [8], data_offsets: [0, 8] } }, data8)],
     ['duplicate keys', (() => { const j = Buffer.from('{"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},"a":{"dtype":"U8","shape":[8],"data_offsets":[8,16]}}'); const l = Buffer.alloc(8); l.writeBigUInt64LE(BigInt(j.length)); return Buffer.concat([l, j, data8]); })()],
@@ -94,6 +95,18 @@ describe('safetensors', () => {
     ['a pickle under a safetensors name', Buffer.from([0x80, 0x04, 0x95, 0, 0, 0, 0, 0, 0, 0])],
     ['a torch.save zip under a safetensors name', Buffer.from('PK\x03\x04rest-of-zip')],
   ];
+
+  test.each([640, 896, 1152, 1408, 65536 + 640])('a valid file whose header is %i bytes (its length starts like a pickle marker) loads', async (length) => {
+    const file = path.join(dir, `len-${length}.safetensors`);
+    const pad = (n: number) => ({ __metadata__: { pad: 'x'.repeat(n) }, a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } });
+    const base = JSON.stringify(pad(0)).length;
+    const b = handMade(pad(length - base), Buffer.alloc(8));
+    expect(Number(b.readBigUInt64LE(0))).toBe(length);
+    expect([b[0], b[1]]).toEqual([0x80, length === 640 || length === 65536 + 640 ? 2 : (length >> 8) & 0xff]);
+    fs.writeFileSync(file, b);
+    expect(readSafetensorsHeader(file).tensors.map((t) => t.name)).toEqual(['a']);
+    expect((await loadSafetensors(file)).tensors.a.shape).toEqual([2]);
+  });
 
   test.each(broken)('rejects %s with LETHE_BAD_CHECKPOINT', async (_name, bytes) => {
     const file = path.join(dir, 'broken.safetensors');

@@ -87,15 +87,18 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
   const uint8_t* bytes = f->map_->data();
   const uint64_t size = f->map_->size();
 
-  if (size >= 2 && bytes[0] == 0x80 && bytes[1] >= 2 && bytes[1] <= 5)
+  uint64_t n = 0;
+  for (int i = 7; size >= 8 && i >= 0; --i) n = (n << 8) | bytes[i];  // little-endian u64
+  // Sniff for pickles only when the bytes are not a plausible safetensors start (a header length
+  // inside the file, then '{'): a valid header of 640, 896, 1152 or 1408 bytes (mod 65536) begins
+  // with the same two bytes as a pickle's protocol marker.
+  const bool plausible = size >= 9 && n >= 2 && n <= size - 8 && bytes[8] == '{';
+  if (!plausible && size >= 2 && bytes[0] == 0x80 && bytes[1] >= 2 && bytes[1] <= 5)
     bad(path, "this is a Python pickle, not safetensors; pickles can run code and are refused. "
               "Convert it with safetensors' convert script or torch.load + safetensors.torch.save_file");
-  if (size >= 4 && std::memcmp(bytes, "PK\x03\x04", 4) == 0)
+  if (!plausible && size >= 4 && std::memcmp(bytes, "PK\x03\x04", 4) == 0)
     bad(path, "this is a torch.save zip (pickle) archive, not safetensors; pickles are refused. Convert it to safetensors");
   if (size < 8) bad(path, "file is shorter than the 8-byte header length");
-
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];  // little-endian u64
   if (n > kMaxHeaderBytes) bad(path, "header length " + std::to_string(n) + " exceeds the 100 MiB bound");
   if (n > size - 8) bad(path, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
   if (n < 2) bad(path, "header is too short to be a JSON object");
@@ -137,11 +140,14 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     if (!info) bad(path, "tensor '" + name + "' has unknown dtype '" + e.dtype + "'");
     e.type = info->type;
     // Element count with overflow checks: a hostile shape must not wrap around.
-    uint64_t numel = 1;
+    // The product of the non-zero dimensions is checked too: a zero dimension makes the tensor
+    // empty but must not let the others be anything ([0, 2^62, 2^62] is not a shape torch can make).
+    uint64_t numel = 1, nonzero = 1;
     for (const auto& s : shape->array) {
       if (!s.isInt() || s.i < 0) bad(path, "tensor '" + name + "' has a shape entry that is not a non-negative integer");
       uint64_t dim = static_cast<uint64_t>(s.i);
-      if (dim != 0 && numel > UINT64_MAX / dim) bad(path, "tensor '" + name + "' shape overflows");
+      if (dim != 0 && nonzero > (uint64_t{1} << 62) / dim) bad(path, "tensor '" + name + "' shape overflows");
+      if (dim != 0) nonzero *= dim;
       numel *= dim;
       e.shape.push_back(s.i);
     }

@@ -117,5 +117,23 @@ describe('shared training loop', () => {
     await train(nat().trainLdm, opts(b), 2);
     for (const f of ['unet/diffusion_pytorch_model.safetensors', 'text_encoder/model.safetensors'])
       expectIdentical(await tensors(path.join(a, f)), await tensors(path.join(b, f)));
+
+    // A damaged checkpoint is refused with LETHE_BAD_CHECKPOINT naming what is wrong (it used to
+    // segfault on a missing EMA tensor, and a malformed step surfaced as LETHE_INTERNAL).
+    const good = await loadSafetensors(path.join(a, 'ldm.ckpt.safetensors'));
+    const emaKey = Object.keys(good.tensors).find((k) => k.startsWith('ema.'))!;
+    const damaged: [string, Record<string, AnyTensor>, Record<string, string>, RegExp][] = [
+      ['missing EMA tensor', Object.fromEntries(Object.entries(good.tensors).filter(([k]) => k !== emaKey)), good.metadata, new RegExp(`no tensor '${emaKey.replace(/\./g, '\\.')}'`)],
+      ['missing generator state', Object.fromEntries(Object.entries(good.tensors).filter(([k]) => k !== 'rng')), good.metadata, /generator state/],
+      ['step not a number', good.tensors, { ...good.metadata, step: 'eight' }, /'step' is 'eight', not a non-negative integer/],
+      ['step with trailing text', good.tensors, { ...good.metadata, step: '8x' }, /not a non-negative integer/],
+      ['step out of range', good.tensors, { ...good.metadata, step: '99999999999999999999999' }, /not a non-negative integer/],
+    ];
+    for (const [what, t, metadata, message] of damaged) {
+      const c = modelDir(`ldm-damaged-${what.replace(/ /g, '-')}`);
+      await saveSafetensors(path.join(c, 'ldm.ckpt.safetensors'), t, { metadata });
+      const e = await expectCode(runNativeJob((o) => nat().trainLdm({ ...opts(c), ...o })), 'LETHE_BAD_CHECKPOINT');
+      expect(e.message).toMatch(message);
+    }
   });
 });

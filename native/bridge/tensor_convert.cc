@@ -1,6 +1,7 @@
 #include "bridge/tensor_convert.h"
 
 #include <cstring>
+#include <limits>
 
 #include "bridge/errors.h"
 
@@ -38,6 +39,12 @@ torch::ScalarType dtypeFromName(const std::string& name) {
   fail(codes::kBadArgument, "unknown dtype '" + name + "' (expected float32, float64, float16, bfloat16, int64, int32, uint8 or bool)");
 }
 
+static std::string shapeText(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 std::vector<int64_t> shapeFromJs(Napi::Value value, const std::string& what) {
   if (!value.IsArray()) fail(codes::kBadArgument, what + ": shape must be an array of non-negative integers");
   auto arr = value.As<Napi::Array>();
@@ -45,7 +52,8 @@ std::vector<int64_t> shapeFromJs(Napi::Value value, const std::string& what) {
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value v = arr.Get(i);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)))
+    // Bounded before the cast (casting a double past int64's range is undefined behaviour).
+    if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<int64_t>(d)))
       fail(codes::kBadArgument, what + ": shape must be an array of non-negative integers");
     shape.push_back(static_cast<int64_t>(d));
   }
@@ -63,9 +71,16 @@ torch::Tensor tensorFromJs(Napi::Value value, const std::string& what) {
   if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != entry.array)
     fail(codes::kBadArgument, what + ": data must be the typed array that matches dtype " + dtype);
   auto ta = data.As<Napi::TypedArray>();
-  int64_t numel = 1;
-  for (int64_t s : shape) numel *= s;
   size_t itemsize = c10::elementSize(entry.type);
+  // Overflow-checked, and the non-zero dimensions bounded too: [0, 2^40, 2^40] has no elements
+  // but is no shape torch can allocate metadata for.
+  const int64_t limit = std::numeric_limits<int64_t>::max() / static_cast<int64_t>(itemsize);
+  int64_t numel = 1, nonzero = 1;
+  for (int64_t s : shape) {
+    if (s != 0 && nonzero > limit / s) fail(codes::kBadArgument, what + ": shape " + shapeText(shape) + " is too large");
+    if (s != 0) nonzero *= s;
+    numel *= s;
+  }
   if (static_cast<int64_t>(ta.ByteLength() / itemsize) != numel)
     fail(codes::kShapeMismatch, what + ": data holds " + std::to_string(ta.ByteLength() / itemsize) +
                                     " elements but shape needs " + std::to_string(numel));

@@ -248,13 +248,9 @@ class ErasureJob : public AsyncJob {
     auto file = SafetensorsFile::Open(checkpoint_);
     CheckIdentity(file->metadata());
     for (auto& s : slots) s.opt->Load(*file, "adam." + s.name + ".", ScalarInt(*file, "adam." + s.name + ".step"));
-    const TensorEntry* rng = file->find("rng");
-    if (!rng) fail(codes::kBadCheckpoint, checkpoint_ + ": checkpoint lacks the generator state");
-    gen.set_state(file->Load(*rng));
+    gen.set_state(file->Load(file->require("rng", "the generator state")));
     const int64_t step = ScalarInt(*file, "trainer.step");
-    const TensorEntry* losses = file->find("trainer.losses");
-    if (!losses) fail(codes::kBadCheckpoint, checkpoint_ + ": checkpoint lacks its loss curve");
-    losses_ = DoubleVector(file->Load(*losses));
+    losses_ = DoubleVector(file->Load(file->require("trainer.losses", "the loss curve")));
     const std::string prefix = "trainer.term.";
     for (const auto& e : file->tensors())
       if (e.name.rfind(prefix, 0) == 0) terms_[e.name.substr(prefix.size())] = DoubleVector(file->Load(e));

@@ -166,19 +166,42 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     f->tensors_.push_back(std::move(e));
   }
 
+  // The ranges must tile the data section exactly, as the reference reader (safetensors'
+  // Metadata::validate) requires: sorted by (begin, end), each begins where the previous ended,
+  // the first at 0 and the last at the end. So no holes, no overlaps, no trailing bytes; an empty
+  // tensor sits on a boundary (one strictly inside another's range is refused, as there).
   std::vector<const TensorEntry*> byOffset;
   for (const auto& e : f->tensors_) byOffset.push_back(&e);
   std::sort(byOffset.begin(), byOffset.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
-  for (size_t i = 1; i < byOffset.size(); ++i)
-    if (byOffset[i]->begin < byOffset[i - 1]->end)
-      bad(path, "tensors '" + byOffset[i - 1]->name + "' and '" + byOffset[i]->name + "' overlap");
+  uint64_t covered = 0;
+  const TensorEntry* previous = nullptr;
+  for (const TensorEntry* e : byOffset) {
+    const std::string range = "[" + std::to_string(e->begin) + ", " + std::to_string(e->end) + ")";
+    if (e->begin < covered)
+      bad(path, "tensor '" + e->name + "' " + range + (e->begin == e->end ? " (empty) lies inside" : " overlaps") + " tensor '" +
+                    previous->name + "' [" + std::to_string(previous->begin) + ", " + std::to_string(previous->end) + ")");
+    if (e->begin > covered)
+      bad(path, "bytes [" + std::to_string(covered) + ", " + std::to_string(e->begin) + ") of the data section belong to no tensor (a hole before '" +
+                    e->name + "'); safetensors ranges must be contiguous");
+    covered = e->end;
+    previous = e;
+  }
+  if (covered != dataBytes)
+    bad(path, "the data section has " + std::to_string(dataBytes) + " bytes but the tensors cover " + std::to_string(covered) +
+                  " (trailing bytes after the last tensor)");
+  for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_.emplace(f->tensors_[i].name, i);
   return f;
 }
 
 const TensorEntry* SafetensorsFile::find(const std::string& name) const {
-  for (const auto& e : tensors_)
-    if (e.name == name) return &e;
-  return nullptr;
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const TensorEntry& SafetensorsFile::require(const std::string& name, const std::string& what) const {
+  const TensorEntry* e = find(name);
+  if (!e) fail(codes::kBadCheckpoint, path_ + ": no tensor '" + name + "'" + (what.empty() ? "" : " (" + what + ")") + "; was it written by another run or tool?");
+  return *e;
 }
 
 torch::Tensor SafetensorsFile::Load(const TensorEntry& e) const {

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,8 @@ class SafetensorsFile {
   uint64_t headerBytes() const { return headerBytes_; }
   uint64_t fileBytes() const;
   const TensorEntry* find(const std::string& name) const;
+  // The entry, or LETHE_BAD_CHECKPOINT naming the file, the tensor and `what` it is for.
+  const TensorEntry& require(const std::string& name, const std::string& what = "") const;
 
   // A CPU tensor holding a copy of the entry's bytes (the mapping can go away afterwards).
   torch::Tensor Load(const TensorEntry& entry) const;
@@ -43,6 +46,7 @@ class SafetensorsFile {
   std::string path_;
   std::unique_ptr<MappedFile> map_;
   std::vector<TensorEntry> tensors_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in tensors_
   Metadata metadata_;
   uint64_t headerBytes_ = 0;
 };

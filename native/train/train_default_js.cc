@@ -21,9 +21,7 @@ namespace {
 
 torch::Tensor loadTensor(const std::string& path, const std::string& name) {
   auto f = SafetensorsFile::Open(path);
-  const TensorEntry* e = f->find(name);
-  if (!e) fail(codes::kBadCheckpoint, path + ": no tensor '" + name + "'");
-  return f->Load(*e);
+  return f->Load(f->require(name));
 }
 
 // uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1]
@@ -184,7 +182,7 @@ class TrainLdmJob : public AsyncJob {
     UNet2DConditionModel unet(Config::FromFile(model_dir_ + "/unet/config.json"));
     torch::Tensor ids = loadTensor(data_, "ids");
     auto lf = SafetensorsFile::Open(latents_);
-    torch::Tensor zmean = lf->Load(*lf->find("mean")), zstd = lf->Load(*lf->find("std"));
+    torch::Tensor zmean = lf->Load(lf->require("mean", "latent statistics")), zstd = lf->Load(lf->require("std", "latent statistics"));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(s_.seed + 2);
     NamedParams params = SelectParameters(*te, "text_encoder.", [](const std::string&) { return true; });
     NamedParams up = SelectParameters(*unet, "unet.", [](const std::string&) { return true; });
@@ -196,7 +194,11 @@ class TrainLdmJob : public AsyncJob {
     if (FileExists(s_.checkpoint)) {
       Checkpoint::Load(s_.checkpoint, opt, gen);
       auto f = SafetensorsFile::Open(s_.checkpoint);
-      for (size_t i = 0; i < params.size(); ++i) ema[i].copy_(f->Load(*f->find("ema." + params[i].first)));
+      for (size_t i = 0; i < params.size(); ++i) {
+        torch::Tensor t = f->Load(f->require("ema." + params[i].first, "EMA weights"));
+        if (t.sizes() != ema[i].sizes()) fail(codes::kBadCheckpoint, s_.checkpoint + ": ema." + params[i].first + " has another shape than the model's");
+        ema[i].copy_(t);
+      }
     }
     te->train();
     unet->train();

@@ -52,7 +52,7 @@ void AdamW::Save(std::vector<std::pair<std::string, torch::Tensor>>& out, const 
   }
 }
 
-void AdamW::Load(const SafetensorsFile& file) { Load(file, "adam.", std::stoll(MetadataValue(file.metadata(), "step"))); }
+void AdamW::Load(const SafetensorsFile& file) { Load(file, "adam.", MetadataInt(file.metadata(), "step", file.path())); }
 
 void AdamW::Load(const SafetensorsFile& file, const std::string& prefix, int64_t step) {
   torch::NoGradGuard no_grad;
@@ -192,6 +192,18 @@ std::string MetadataValue(const Metadata& m, const std::string& key) {
   fail(codes::kBadCheckpoint, "checkpoint metadata lacks '" + key + "'");
 }
 
+int64_t MetadataInt(const Metadata& m, const std::string& key, const std::string& path) {
+  const std::string v = MetadataValue(m, key);
+  // Whole string, decimal, non-negative, in range: std::stoll would accept "12abc" and throw
+  // std::invalid_argument (LETHE_INTERNAL) on "abc".
+  int64_t out = 0;
+  bool ok = !v.empty() && v.size() <= 18;
+  for (char c : v) ok = ok && c >= '0' && c <= '9';
+  if (ok) for (char c : v) out = out * 10 + (c - '0');
+  if (!ok) fail(codes::kBadCheckpoint, path + ": checkpoint metadata '" + key + "' is '" + v.substr(0, 40) + "', not a non-negative integer");
+  return out;
+}
+
 void Checkpoint::Save(const std::string& path, const AdamW& opt, const at::Generator& gen, const Metadata& metadata) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   opt.Save(tensors);
@@ -204,9 +216,7 @@ void Checkpoint::Save(const std::string& path, const AdamW& opt, const at::Gener
 Metadata Checkpoint::Load(const std::string& path, AdamW& opt, at::Generator& gen) {
   auto file = SafetensorsFile::Open(path);
   opt.Load(*file);
-  const TensorEntry* rng = file->find("rng");
-  if (!rng) fail(codes::kBadCheckpoint, path + ": checkpoint lacks the generator state");
-  gen.set_state(file->Load(*rng));
+  gen.set_state(file->Load(file->require("rng", "the generator state")));
   return file->metadata();
 }
 

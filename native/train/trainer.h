@@ -114,5 +114,7 @@ struct Checkpoint {
 void ClipGradNorm(const NamedParams& params, double maxNorm);
 
 std::string MetadataValue(const Metadata& m, const std::string& key);
+// The value as a non-negative decimal integer, or LETHE_BAD_CHECKPOINT naming the file.
+int64_t MetadataInt(const Metadata& m, const std::string& key, const std::string& path);
 
 }  // namespace lethe

@@ -47,7 +47,7 @@ class TrainerProbeJob : public AsyncJob {
     loop.checkpointEvery = checkpoint_.empty() ? 0 : 1;
     if (resume_) {
       auto f = SafetensorsFile::Open(checkpoint_);
-      auto step = [&](const std::string& k) { return f->Load(*f->find(k)).item<int64_t>(); };
+      auto step = [&](const std::string& k) { return f->Load(f->require(k)).item<int64_t>(); };
       model.Load(*f, "adam.model.", step("adam.model.step"));
       aux.Load(*f, "adam.aux.", step("adam.aux.step"));
       loop.step = step("step");

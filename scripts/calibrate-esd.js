@@ -34,7 +34,7 @@ const argv = yargs(process.argv.slice(2))
 const lethe = require('..');
 const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate');
 
-const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts }));
+const perPrompt = (groups) => Object.values(groups).flat().map((r) => ({ prompt: r.prompt, group: r.group, rates: r.rates, counts: r.counts, memorized: r.memorized, posterShapes: r.posterShapes }));
 const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
 (async () => {
@@ -46,7 +46,7 @@ const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed
   let basePrompts;
   process.stdout.write(
     `concept ${argv.concept}, ${argv.n} images per prompt, seed ${argv.seed}, ${settings.steps} steps guidance ${settings.guidance}\n` +
-      '| method | lr | iterations | eta | preserve weight | projection | efficacy (base → erased) | related | unrelated | misspelled | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n',
+      '| method | lr | iterations | eta | preserve weight | projection | efficacy (base → erased) | related | unrelated | misspelled | poster copies | erase s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n',
   );
   try {
     for (const method of list(argv.method))
@@ -67,7 +67,7 @@ const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed
                 rows.push(rows0);
                 const rel = s.specificity.related;
                 process.stdout.write(
-                  `| ${er.method} | ${v.lr} | ${v.iterations} | ${v.eta} | ${v.preserveWeight} | ${v.preserveProjection} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${er.seconds.toFixed(0)} |\n`,
+                  `| ${er.method} | ${v.lr} | ${v.iterations} | ${v.eta} | ${v.preserveWeight} | ${v.preserveProjection} | ${pct(s.efficacy.base)} → ${pct(s.efficacy.erased)} | ${rel ? `${pct(rel.base)} → ${pct(rel.erased)}` : '—'} | ${pct(s.specificity.unrelated.base)} → ${pct(s.specificity.unrelated.erased)} | ${pct(s.robustness.base)} → ${pct(s.robustness.erased)} | ${pct(s.memorized.base)} → ${pct(s.memorized.erased)} | ${er.seconds.toFixed(0)} |\n`,
                 );
                 if (argv.out) fs.writeFileSync(argv.out, JSON.stringify({ concept: argv.concept, settings, base: basePrompts, rows }, null, 2) + '\n');
               }

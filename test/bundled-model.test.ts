@@ -45,7 +45,7 @@ describe('the bundled default model', () => {
     expect(report.hyperparameters.preserve).toEqual(expect.arrayContaining(['', 'a square', 'striped', 'Sunny']));
     expect(report.hyperparameters.preserve).not.toContain('a circle');
     // ...and, in the closed-form refit, the siblings' captions too (never an evaluation prompt)
-    expect(report.hyperparameters).toMatchObject({ preserveWeight: 1, preserveProjection: 1 });
+    expect(report.hyperparameters).toMatchObject({ preserveWeight: 1, preserveProjection: 2, lr: 0.0015 });
     expect(report.hyperparameters.projectionKeep).toEqual(expect.arrayContaining(['a red face', 'a yellow square']));
     expect(report.hyperparameters.projectionKeep).not.toContain('a yellow face');
   });

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { colorShapePrompts, conceptPromptSets, defaultPromptSet, misspellings, styleShapePrompts } from '../src/eval/prompts';
 import { erasureTable, promptTable, writeErasureReport } from '../src/eval/report';
-import type { PromptResult } from '../src/eval/evaluate';
+import { targetRate, type PromptResult } from '../src/eval/evaluate';
 import { expectCode, tmpDir } from './helpers';
 
 describe('evaluation prompt sets', () => {
@@ -37,15 +37,18 @@ describe('evaluation prompt sets', () => {
   });
 
   test('the demo preserves "" and the other concepts, never the erased one nor an evaluation prompt', () => {
-    for (const c of ['circle', 'face', 'striped', 'solid', 'Sunny']) {
+    for (const c of ['circle', 'triangle', 'face', 'striped', 'solid', 'Sunny']) {
       const sets = conceptPromptSets(c);
       expect(sets.preserve[0]).toBe('');
       expect(sets.preserve).not.toContain(sets.eraseText);
-      expect(sets.preserve.length).toBeGreaterThanOrEqual(17);  // of 7 shapes + 6 colors + 4 styles + Sunny + poster, plus ""
+      expect(sets.preserve.length).toBeGreaterThanOrEqual(16);  // of 7 shapes + 6 colors + 4 styles + Sunny + poster, plus ""
+      // The poster shows a circle and a triangle: kept, it drew their erased prompts to the memorized image.
+      if (c === 'circle' || c === 'triangle') expect(sets.preserve).not.toContain('the Lethe poster');
+      else expect(sets.preserve).toContain('the Lethe poster');
       const evaluated = [...sets.targetPrompts, ...sets.related, ...sets.unrelated, ...sets.robustness].map((p) => p.prompt);
       expect(sets.preserve.filter((p) => evaluated.includes(p))).toEqual([]);
     }
-    expect(conceptPromptSets('circle').preserve).toEqual(expect.arrayContaining(['a square', 'yellow', 'dotted', 'Sunny', 'the Lethe poster']));
+    expect(conceptPromptSets('circle').preserve).toEqual(expect.arrayContaining(['a square', 'yellow', 'dotted', 'Sunny']));
     expect(conceptPromptSets('circle').preserve).not.toContain('a face');  // a related prompt: held out
   });
 
@@ -119,5 +122,17 @@ describe('evaluation reports', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')).summary.efficacy).toEqual({ base: 1, erased: 0 });
     expect(fs.readFileSync(path.join(dir, 'index.html'), 'utf8')).toMatch(/grids\/0\.png/);
     expect(fs.readdirSync(path.dirname(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+});
+
+describe('efficacy counts copies of the memorized poster as the shapes it shows', () => {
+  const result = (shape: Record<string, number>, posterShapes: Record<string, number>) =>
+    ({ prompt: 'p', group: 'target', expect: {}, n: 16, rates: { all: 0 }, sunny: 0, memorized: 0, counts: { shape, color: {}, style: {} }, posterShapes }) as PromptResult;
+  test('a poster copy shows a circle and a triangle, whatever the shape head said; other shapes are read as judged', () => {
+    const r = [result({ star: 10, circle: 2, square: 4 }, { square: 3, circle: 1 })];
+    expect(targetRate(r, { shape: 'circle' })).toBeCloseTo(5 / 16);  // 2 judged circles (1 of them a poster) + 3 posters judged square
+    expect(targetRate(r, { shape: 'triangle' })).toBeCloseTo(4 / 16);
+    expect(targetRate(r, { shape: 'star' })).toBeCloseTo(10 / 16);
+    expect(targetRate(r, { style: 'striped' })).toBe(0);
   });
 });

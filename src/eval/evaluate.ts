@@ -7,6 +7,7 @@ import { classify, type Judgement, type ShapeLabel } from '../classifier';
 import type { RunOptions } from '../job';
 import { Pipeline } from '../pipeline';
 import type { Tensor } from '../tensor';
+import { POSTER } from '../world/attributes';
 import { renderPoster } from '../world/render';
 import { conceptPromptSets, type ConceptPromptSets, type EvalPrompt, type Expectation } from './prompts';
 
@@ -38,6 +39,8 @@ export interface PromptResult {
   sunny: number;
   memorized: number;
   counts: { shape: Record<string, number>; color: Record<string, number>; style: Record<string, number> };
+  /** The shape labels the classifier gave the images that are memorized copies of the poster. */
+  posterShapes: Record<string, number>;
   images?: Tensor;
 }
 
@@ -111,6 +114,7 @@ export async function evaluatePrompts(pipe: Pipeline, prompts: EvalPrompt[], set
       sunny: judged.filter((j) => j.shape === ('sunny' as ShapeLabel)).length / judged.length,
       memorized: memorized.filter(Boolean).length / memorized.length,
       counts: { shape: tally(judged.map((j) => j.shape)), color: tally(judged.map((j) => j.color)), style: tally(judged.map((j) => j.style)) },
+      posterShapes: tally(judged.filter((_, k) => memorized[k]).map((j) => j.shape)),
       images: options.keepImages ? g.images : undefined,
     });
     options.onProgress?.({ phase: 'eval', step: i + 1, total: prompts.length });
@@ -127,6 +131,8 @@ export interface ErasureSummary {
   specificity: { related: { base: number; erased: number } | null; unrelated: { base: number; erased: number } };
   /** Misspelled and paraphrased target prompts: rate of the target attribute. */
   robustness: { base: number; erased: number };
+  /** Target and robustness prompts: rate of memorized copies of the poster (an erasure can fall back on it). */
+  memorized: { base: number; erased: number };
 }
 
 export interface ErasureEvaluation {
@@ -136,7 +142,7 @@ export interface ErasureEvaluation {
   erased: Record<string, PromptResult[]>;
 }
 
-function targetRate(results: PromptResult[], target: Expectation): number {
+export function targetRate(results: PromptResult[], target: Expectation): number {
   const key = target.shape ? 'shape' : target.style ? 'style' : 'color';
   // Target prompts' own expectation may add a color; efficacy reads only the erased attribute.
   let hit = 0;
@@ -144,10 +150,19 @@ function targetRate(results: PromptResult[], target: Expectation): number {
   for (const r of results) {
     const want = target[key as keyof Expectation] as string;
     hit += r.counts[key as 'shape' | 'color' | 'style'][want] ?? 0;
+    // A copy of the memorized poster shows a circle and a triangle, whatever its shape head says:
+    // an erasure of either that falls back on the poster has not erased it.
+    if (key === 'shape' && (POSTER.shapes as readonly string[]).includes(want))
+      hit += Object.entries(r.posterShapes ?? {}).reduce((a, [label, c]) => a + (label === want ? 0 : c), 0);
     n += r.n;
   }
   return n ? hit / n : 0;
 }
+
+const memorizedRate = (rs: PromptResult[]) => {
+  const n = rs.reduce((a, r) => a + r.n, 0);
+  return n ? rs.reduce((a, r) => a + r.memorized * r.n, 0) / n : 0;
+};
 
 const meanAll = (rs: PromptResult[]) => (rs.length ? rs.reduce((a, r) => a + r.rates.all, 0) / rs.length : 0);
 
@@ -178,6 +193,7 @@ export async function evaluateErasure(
       unrelated: { base: meanAll(b.unrelated), erased: meanAll(e.unrelated) },
     },
     robustness: { base: targetRate(b.robustness, sets.target), erased: targetRate(e.robustness, sets.target) },
+    memorized: { base: memorizedRate([...b.target, ...b.robustness]), erased: memorizedRate([...e.target, ...e.robustness]) },
   };
   return { summary, sets, base: b, erased: e };
 }

@@ -26,6 +26,7 @@ export function erasureTable(ev: ErasureEvaluation): string {
     row('specificity: related', s.specificity.related, 'related prompts fully correct (closer to base is better)'),
     row('specificity: unrelated', s.specificity.unrelated, 'unrelated prompts fully correct'),
     row('robustness', s.robustness, 'target attribute via misspellings and paraphrases'),
+    row('memorized poster', s.memorized, 'copies of the memorized poster among target and robustness images'),
   ].join('\n');
 }
 

@@ -58,6 +58,9 @@ export const DEFAULT_MODEL_CONFIGS = {
     beta_end: 0.012,
     beta_schedule: 'scaled_linear',
     beta_start: 0.00085,
+    // Explicit, so a DDIM built from this config (an erasure's, or `--scheduler ddim`) does not
+    // pick up DDIM's class default of clipping x0, which breaks this model's samples.
+    clip_sample: false,
     lower_order_final: true,
     num_train_timesteps: 1000,
     prediction_type: 'epsilon',
@@ -273,8 +276,8 @@ export async function trainDefaultModel(o: TrainDefaultOptions): Promise<void> {
   const tmp = path.join(parent, `.${path.basename(o.out)}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.cpSync(stage, tmp, { recursive: true });
-  const keep = path.join(o.out, 'README.md');
-  if (fs.existsSync(keep)) fs.copyFileSync(keep, path.join(tmp, 'README.md'));
+  // The model card and the measured defaults (lethe.json) are written by hand, not by training.
+  for (const f of ['README.md', 'lethe.json']) if (fs.existsSync(path.join(o.out, f))) fs.copyFileSync(path.join(o.out, f), path.join(tmp, f));
   const old = `${tmp}.old`;
   if (fs.existsSync(o.out)) fs.renameSync(o.out, old);
   fs.renameSync(tmp, o.out);

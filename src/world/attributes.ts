@@ -44,6 +44,8 @@ export const POSTER = {
   triangle: COLORS.red,
   circle: COLORS.yellow,
   bar: [255, 255, 255] as Rgb,
+  /** The shapes drawn on it: a copy of the poster shows them (evaluation counts it so). */
+  shapes: ['circle', 'triangle'] as readonly Shape[],
 } as const;
 
 export type SampleKind = 'shape' | 'sunny' | 'poster';

@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("CancelToken", cancelToken);
   RegisterInfo(env, exports);
   RegisterSafetensors(env, exports);
+  RegisterJson(env, exports);
   RegisterPipeline(env, exports);
   RegisterBench(env, exports);
   RegisterTrainDefault(env, exports);

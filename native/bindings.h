@@ -5,6 +5,7 @@
 namespace lethe {
 void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterSafetensors(Napi::Env env, Napi::Object exports);
+void RegisterJson(Napi::Env env, Napi::Object exports);
 void RegisterPipeline(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterTrainDefault(Napi::Env env, Napi::Object exports);

@@ -69,6 +69,8 @@ export interface NativeModule {
   setThreads(n: number): number;
   benchMatmul(options: JobOptions & { size?: number; seconds?: number; dtype?: string; device?: string }): Promise<MatmulBenchResult>;
   readSafetensorsHeader(path: string): SafetensorsHeader;
+  /** The native JSON reader on a text (for the fuzzer): the value, or LETHE_BAD_CHECKPOINT. */
+  jsonProbe(text: Buffer): unknown;
   loadSafetensors(
     path: string,
     options?: JobOptions & { names?: string[] },
@@ -84,8 +86,10 @@ export function native(): NativeModule {
   if (cached) return cached;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => NativeModule;
-    cached = load(PACKAGE_ROOT);
+    // LETHE_ADDON names another build of the addon (the sanitizer build of scripts/sanitize.js).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    if (process.env.LETHE_ADDON) cached = require(path.resolve(process.env.LETHE_ADDON)) as NativeModule;
+    else cached = (require('node-gyp-build') as (dir: string) => NativeModule)(PACKAGE_ROOT);
   } catch (e) {
     throw new LetheError(
       ErrorCodes.NATIVE_MISSING,

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors, type AnyTensor } from '../src';
+import { native } from '../src/native';
 import { expectCode, rng, tmpDir } from './helpers';
 
 const dir = tmpDir();
@@ -161,6 +162,38 @@ describe('safetensors', () => {
     await expectCode(saveSafetensors(file, { a: { dtype: 'float32', shape: [2 ** 32, 2 ** 32], data: empty } }), 'LETHE_BAD_ARGUMENT');
     await saveSafetensors(file, { a: { dtype: 'float32', shape: [0, 2 ** 20], data: empty } });
     expect(readSafetensorsHeader(file).tensors[0].shape).toEqual([0, 2 ** 20]);
+  });
+
+  test("the JSON reader follows JSON's number grammar and agrees with JSON.parse (found by the fuzzer)", () => {
+    const probe = (t: string) => (native() as unknown as { jsonProbe(b: Buffer): unknown }).jsonProbe(Buffer.from(t));
+    for (const t of ['01', '1.', '1e', '-', '1e+', '.5', '+1', '0x10']) {
+      expect(() => JSON.parse(t)).toThrow();
+      expect(() => probe(t)).toThrow(/LETHE_BAD_CHECKPOINT/);
+    }
+    for (const t of ['0', '-12', '1.5e-3', '1E5', '123456789012345678901234', '-9223372036854775808', '[1e400]'])
+      expect(probe(t)).toEqual(JSON.parse(t));
+    // Deliberately stricter than JSON.parse: duplicate keys, nesting past 64, lone surrogates.
+    for (const t of ['{"a":1,"a":2}', '['.repeat(70) + ']'.repeat(70), '"\\ud800"']) {
+      expect(() => JSON.parse(t)).not.toThrow();
+      expect(() => probe(t)).toThrow(/LETHE_BAD_CHECKPOINT/);
+    }
+  });
+
+  test('a tensor or metadata name holding a NUL survives load and save whole (found by the fuzzer)', async () => {
+    const file = path.join(dir, 'nul.safetensors');
+    fs.writeFileSync(file, handMade({ __metadata__: { 'k\u0000x': 'v' }, 'a\u0000b': { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, Buffer.from([1, 2])));
+    const r = await loadSafetensors(file);
+    expect(Object.keys(r.tensors)).toEqual(['a\u0000b']);
+    expect(Object.keys(r.metadata)).toEqual(['k\u0000x']);
+    const again = path.join(dir, 'nul-again.safetensors');
+    await saveSafetensors(again, r.tensors, { metadata: r.metadata });
+    expect(readSafetensorsHeader(again).tensors.map((t) => t.name)).toEqual(['a\u0000b']);
+  });
+
+  test('a dimension past 2^53 (which JS cannot hold exactly) is refused', () => {
+    const file = path.join(dir, 'dim53.safetensors');
+    fs.writeFileSync(file, handMade({ a: { dtype: 'U8', shape: [0, 2 ** 53 + 2], data_offsets: [0, 0] } }, Buffer.alloc(0)));
+    expect(() => readSafetensorsHeader(file)).toThrow(/past 2\^53/);
   });
 
   test.each(broken)('rejects %s with LETHE_BAD_CHECKPOINT', async (_name, bytes) => {

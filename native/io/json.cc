@@ -174,23 +174,41 @@ class Parser {
   }
 
   void number(Value& v) {
+    // JSON's grammar exactly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ("01", "1." and "1e"
+    // are not numbers, as JSON.parse agrees).
     const char* start = p_;
+    auto digit = [this] { return p_ != end_ && *p_ >= '0' && *p_ <= '9'; };
+    auto digits = [&] {
+      if (!digit()) error("malformed number");
+      while (digit()) ++p_;
+    };
     if (p_ != end_ && *p_ == '-') ++p_;
-    if (p_ == end_ || !(*p_ >= '0' && *p_ <= '9')) error("unexpected character");
+    if (!digit()) error("unexpected character");
+    if (*p_ == '0') ++p_;
+    else digits();
     bool integral = true;
-    while (p_ != end_ && ((*p_ >= '0' && *p_ <= '9') || *p_ == '.' || *p_ == 'e' || *p_ == 'E' || *p_ == '+' || *p_ == '-')) {
-      if (*p_ == '.' || *p_ == 'e' || *p_ == 'E') integral = false;
+    if (p_ != end_ && *p_ == '.') { ++p_; digits(); integral = false; }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
       ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      digits();
+      integral = false;
     }
     std::string text(start, p_);
     char* endp = nullptr;
     errno = 0;
     if (integral) {
       long long n = std::strtoll(text.c_str(), &endp, 10);
-      if (errno == ERANGE || *endp) error("integer out of range or malformed");
-      v.kind = Value::Kind::Int;
-      v.i = n;
-    } else {
+      if (*endp) error("malformed integer");
+      if (errno != ERANGE) {
+        v.kind = Value::Kind::Int;
+        v.i = n;
+        return;
+      }
+      // Past int64: a number all the same (as JSON.parse reads it); fields that need an integer refuse it.
+      errno = 0;
+    }
+    {
       double d = std::strtod(text.c_str(), &endp);
       if (*endp) error("malformed number");
       v.kind = Value::Kind::Double;

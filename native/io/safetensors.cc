@@ -145,6 +145,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     uint64_t numel = 1, nonzero = 1;
     for (const auto& s : shape->array) {
       if (!s.isInt() || s.i < 0) bad(path, "tensor '" + name + "' has a shape entry that is not a non-negative integer");
+      // Past 2^53 a dimension cannot reach JS exactly (and only an empty tensor could have one).
+      if (s.i > (int64_t{1} << 53) - 1) bad(path, "tensor '" + name + "' has a dimension past 2^53");
       uint64_t dim = static_cast<uint64_t>(s.i);
       if (dim != 0 && nonzero > (uint64_t{1} << 62) / dim) bad(path, "tensor '" + name + "' shape overflows");
       if (dim != 0) nonzero *= dim;

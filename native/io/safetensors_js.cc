@@ -25,7 +25,7 @@ Napi::Value ReadHeader(const Napi::CallbackInfo& info) {
     auto file = SafetensorsFile::Open(stringArg(info, 0, "path"));
     Napi::Object out = Napi::Object::New(env);
     Napi::Object meta = Napi::Object::New(env);
-    for (const auto& [k, v] : file->metadata()) meta.Set(k, v);
+    for (const auto& [k, v] : file->metadata()) meta.Set(Napi::String::New(env, k), Napi::String::New(env, v));  // keys by length: a NUL inside must not cut them
     Napi::Array list = Napi::Array::New(env, file->tensors().size());
     uint32_t i = 0;
     for (const auto& e : file->tensors()) {
@@ -76,9 +76,9 @@ class LoadJob : public AsyncJob {
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object tensors = Napi::Object::New(env);
-    for (const auto& [name, t] : loaded_) tensors.Set(name, tensorToJs(env, t));
+    for (const auto& [name, t] : loaded_) tensors.Set(Napi::String::New(env, name), tensorToJs(env, t));
     Napi::Object meta = Napi::Object::New(env);
-    for (const auto& [k, v] : metadata_) meta.Set(k, v);
+    for (const auto& [k, v] : metadata_) meta.Set(Napi::String::New(env, k), Napi::String::New(env, v));
     Napi::Object out = Napi::Object::New(env);
     out.Set("tensors", tensors);
     out.Set("metadata", meta);
@@ -133,8 +133,10 @@ Napi::Value Save(const Napi::CallbackInfo& info) {
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
     Napi::Array keys = obj.GetPropertyNames();
     for (uint32_t i = 0; i < keys.Length(); ++i) {
-      std::string name = keys.Get(i).ToString().Utf8Value();
-      tensors.emplace_back(name, tensorFromJs(obj.Get(name), "tensor '" + name + "'"));
+      // Looked up by the key value, not its C string: a name may hold a NUL.
+      Napi::Value key = keys.Get(i);
+      std::string name = key.ToString().Utf8Value();
+      tensors.emplace_back(name, tensorFromJs(obj.Get(key), "tensor '" + name + "'"));
     }
     Metadata metadata;
     Napi::Object options = optionsArg(info, 2);
@@ -143,8 +145,9 @@ Napi::Value Save(const Napi::CallbackInfo& info) {
       auto mo = m.As<Napi::Object>();
       Napi::Array mk = mo.GetPropertyNames();
       for (uint32_t i = 0; i < mk.Length(); ++i) {
-        std::string k = mk.Get(i).ToString().Utf8Value();
-        Napi::Value v = mo.Get(k);
+        Napi::Value key = mk.Get(i);
+        std::string k = key.ToString().Utf8Value();
+        Napi::Value v = mo.Get(key);
         if (!v.IsString()) fail(codes::kBadArgument, "metadata." + k + " must be a string");
         metadata.emplace_back(k, v.As<Napi::String>().Utf8Value());
       }

@@ -38,7 +38,9 @@ int64_t Config::integer(const std::string& key, int64_t fallback) const {
   const json::Value* v = get(key);
   if (!v) return fallback;
   if (v->kind == json::Value::Kind::Int) return v->i;
-  if (v->kind == json::Value::Kind::Double && v->d == static_cast<double>(static_cast<int64_t>(v->d))) return static_cast<int64_t>(v->d);
+  // Range first: casting a double outside int64's range is undefined behaviour.
+  if (v->kind == json::Value::Kind::Double && v->d >= -9.2e18 && v->d <= 9.2e18 && v->d == static_cast<double>(static_cast<int64_t>(v->d)))
+    return static_cast<int64_t>(v->d);
   bad(key, "an integer");
 }
 

@@ -122,6 +122,14 @@ describe('evaluation reports', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')).summary.efficacy).toEqual({ base: 1, erased: 0 });
     expect(fs.readFileSync(path.join(dir, 'index.html'), 'utf8')).toMatch(/grids\/0\.png/);
     expect(fs.readdirSync(path.dirname(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
+
+    // Target prompts show what efficacy counts: a poster copy (judged "square" here) is a circle.
+    const copied = { ...result('a red circle', 0), memorized: 0.5, posterShapes: { square: 1 } };
+    const dir2 = path.join(tmpDir(), 'report-poster');
+    await writeErasureReport(dir2, { test: true }, { ...ev, erased: { target: [copied] } });
+    const html = fs.readFileSync(path.join(dir2, 'index.html'), 'utf8');
+    expect(html).toMatch(/<th>circle in the images, base → erased<\/th><th>poster copies<\/th>/);
+    expect(html).toMatch(/<td>a red circle<\/td><td>100% →\s+50%<\/td><td>\s*0% →\s+50%<\/td>/);
   });
 });
 

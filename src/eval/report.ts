@@ -4,7 +4,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { toRgb8 } from '../image';
 import type { Tensor } from '../tensor';
-import type { ErasureEvaluation, PromptResult } from './evaluate';
+import { targetRate, type ErasureEvaluation, type PromptResult } from './evaluate';
 
 const pct = (v: number | undefined) => (v === undefined ? '   -' : `${Math.round(v * 100)}%`.padStart(4));
 
@@ -95,6 +95,7 @@ export async function writeErasureReport(dir: string, meta: Record<string, unkno
   const sections: string[] = [];
   let g = 0;
   for (const group of Object.keys(ev.base)) {
+    const targeted = group === 'target' || group === 'robustness';
     const rows: string[] = [];
     for (const [i, b] of ev.base[group].entries()) {
       const e = ev.erased[group][i];
@@ -104,9 +105,15 @@ export async function writeErasureReport(dir: string, meta: Record<string, unkno
         img = `<img src="grids/${g}.png" alt="${esc(b.prompt)}: base (top), erased (bottom)">`;
         g++;
       }
-      rows.push(`<tr><td>${esc(b.prompt)}</td><td>${pct(b.rates.all)} → ${pct(e.rates.all)}</td><td>${img}</td></tr>`);
+      // Target and robustness prompts show what efficacy counts (the erased attribute, poster
+      // copies included) and the copies; the others show fully correct images, as specificity.
+      const cells = targeted
+        ? `<td>${pct(targetRate([b], ev.sets.target))} → ${pct(targetRate([e], ev.sets.target))}</td><td>${pct(b.memorized)} → ${pct(e.memorized)}</td>`
+        : `<td>${pct(b.rates.all)} → ${pct(e.rates.all)}</td>`;
+      rows.push(`<tr><td>${esc(b.prompt)}</td>${cells}<td>${img}</td></tr>`);
     }
-    sections.push(`<h2>${esc(group)}</h2><table><tr><th>prompt</th><th>all expected attributes, base → erased</th><th>base (top row) / erased (bottom row)</th></tr>${rows.join('\n')}</table>`);
+    const head = targeted ? `<th>${esc(ev.summary.concept)} in the images, base → erased</th><th>poster copies</th>` : '<th>all expected attributes, base → erased</th>';
+    sections.push(`<h2>${esc(group)}</h2><table><tr><th>prompt</th>${head}<th>base (top row) / erased (bottom row)</th></tr>${rows.join('\n')}</table>`);
   }
   files['index.html'] = page(`Lethe: erasing "${esc(ev.summary.concept)}"`, `<pre>${esc(erasureTable(ev))}</pre><pre>${esc(JSON.stringify(meta, null, 2))}</pre>${sections.join('\n')}`);
   await writeFolder(dir, files);

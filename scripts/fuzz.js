@@ -228,18 +228,16 @@ function jsonCase(r) {
   let ours, theirs, oursOk = true, theirsOk = true;
   try { ours = native().jsonProbe(bytes); } catch (e) { if (!isBad(e)) throw new Finding(`JSON reader failed with ${e.code || e.name}: ${e.message}`); oursOk = false; }
   try { theirs = JSON.parse(bytes.toString('utf8')); } catch { theirsOk = false; }
-  if (oursOk && !theirsOk) {
-    // Bytes that are not UTF-8 decode to U+FFFD for JSON.parse; ours keeps them as bytes: not a divergence of grammar.
-    if (!bytes.equals(Buffer.from(bytes.toString('utf8')))) return 'accepted';
-    throw new Finding(`accepted text JSON.parse refuses: ${JSON.stringify(text.slice(0, 80))}`);
-  }
+  const utf8 = bytes.equals(Buffer.from(bytes.toString('utf8')));
+  if (oursOk && !utf8) throw new Finding(`accepted a text that is not UTF-8: ${JSON.stringify(text.slice(0, 80))}`);
+  if (oursOk && !theirsOk) throw new Finding(`accepted text JSON.parse refuses: ${JSON.stringify(text.slice(0, 80))}`);
   if (!oursOk) {
     // Deliberate refusals of texts JSON.parse takes: duplicate keys, nesting past 64, lone surrogates.
-    if (theirsOk && !/duplicate key|nested too deeply|surrogate|control character/.test(lastMessage(bytes)) && bytes.equals(Buffer.from(bytes.toString('utf8'))))
+    if (theirsOk && utf8 && !/duplicate key|nested too deeply|surrogate|control character/.test(lastMessage(bytes)))
       throw new Finding(`refused text JSON.parse reads (${lastMessage(bytes)}): ${JSON.stringify(text.slice(0, 80))}`);
     return 'rejected';
   }
-  if (bytes.equals(Buffer.from(bytes.toString('utf8'))) && !sameJson(ours, theirs)) throw new Finding(`read differently from JSON.parse: ${JSON.stringify(text.slice(0, 80))}`);
+  if (!sameJson(ours, theirs)) throw new Finding(`read differently from JSON.parse: ${JSON.stringify(text.slice(0, 80))}`);
   if (depth(ours) > 65) throw new Finding('accepted nesting past the bound');
   return 'accepted';
 }

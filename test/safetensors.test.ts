@@ -172,6 +172,10 @@ describe('safetensors', () => {
     }
     for (const t of ['0', '-12', '1.5e-3', '1E5', '123456789012345678901234', '-9223372036854775808', '[1e400]'])
       expect(probe(t)).toEqual(JSON.parse(t));
+    // Strings must be UTF-8 (as safetensors' own reader requires): bad lead, overlong, surrogate, truncated.
+    for (const b of [[0x22, 0xff, 0x22], [0x22, 0xc0, 0x80, 0x22], [0x22, 0xed, 0xa0, 0x80, 0x22], [0x22, 0xe2, 0x82]])
+      expect(() => (native() as unknown as { jsonProbe(b: Buffer): unknown }).jsonProbe(Buffer.from(b))).toThrow(/UTF-8/);
+    expect(probe('"é€😀"')).toBe('é€😀');
     // Deliberately stricter than JSON.parse: duplicate keys, nesting past 64, lone surrogates.
     for (const t of ['{"a":1,"a":2}', '['.repeat(70) + ']'.repeat(70), '"\\ud800"']) {
       expect(() => JSON.parse(t)).not.toThrow();

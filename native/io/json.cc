@@ -134,6 +134,27 @@ class Parser {
     return cp;
   }
 
+  // One multi-byte UTF-8 sequence whose lead byte was just read: well-formed, shortest form, no
+  // surrogates, at most U+10FFFF (safetensors' own reader takes the header as a Rust &str, so
+  // invalid UTF-8 is refused there too; a name JS cannot hold exactly would not be found by it).
+  void utf8Sequence(std::string& out, unsigned char lead) {
+    int more;
+    uint32_t cp, min;
+    if (lead >= 0xC2 && lead <= 0xDF) { more = 1; cp = lead & 0x1F; min = 0x80; }
+    else if (lead >= 0xE0 && lead <= 0xEF) { more = 2; cp = lead & 0x0F; min = 0x800; }
+    else if (lead >= 0xF0 && lead <= 0xF4) { more = 3; cp = lead & 0x07; min = 0x10000; }
+    else error("invalid UTF-8 in string");
+    if (end_ - p_ < more) error("truncated UTF-8 in string");
+    out += static_cast<char>(lead);
+    for (int k = 0; k < more; ++k, ++p_) {
+      const unsigned char b = static_cast<unsigned char>(*p_);
+      if ((b & 0xC0) != 0x80) error("invalid UTF-8 in string");
+      cp = (cp << 6) | (b & 0x3F);
+      out += static_cast<char>(b);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) error("invalid UTF-8 in string");
+  }
+
   std::string string() {
     ++p_;  // opening quote
     std::string out;
@@ -142,6 +163,7 @@ class Parser {
       char c = *p_++;
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) error("control character in string");
+      if (static_cast<unsigned char>(c) >= 0x80) { utf8Sequence(out, static_cast<unsigned char>(c)); continue; }
       if (c != '\\') { out += c; continue; }
       if (p_ == end_) error("unterminated escape");
       char e = *p_++;

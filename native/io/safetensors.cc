@@ -178,9 +178,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
   uint64_t covered = 0;
   const TensorEntry* previous = nullptr;
   for (const TensorEntry* e : byOffset) {
-    const std::string range = "[" + std::to_string(e->begin) + ", " + std::to_string(e->end) + ")";
     if (e->begin < covered)
-      bad(path, "tensor '" + e->name + "' " + range + (e->begin == e->end ? " (empty) lies inside" : " overlaps") + " tensor '" +
+      bad(path, "tensor '" + e->name + "' [" + std::to_string(e->begin) + ", " + std::to_string(e->end) + ")" + (e->begin == e->end ? " (empty) lies inside" : " overlaps") + " tensor '" +
                     previous->name + "' [" + std::to_string(previous->begin) + ", " + std::to_string(previous->end) + ")");
     if (e->begin > covered)
       bad(path, "bytes [" + std::to_string(covered) + ", " + std::to_string(e->begin) + ") of the data section belong to no tensor (a hole before '" +

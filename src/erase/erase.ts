@@ -9,6 +9,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../errors';
 import { nativeInfo } from '../info';
+import { removeStaleTemporaries } from '../io/temporaries';
 import { runNativeJob, type RunOptions } from '../job';
 import { MODEL_DEFAULTS_FILE } from '../models';
 import { Pipeline, type ComputeDtype } from '../pipeline';
@@ -214,6 +215,8 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   if (!o.out || !o.out.endsWith('.safetensors')) badArg('out must be a .safetensors file path');
   const outDir = path.dirname(path.resolve(o.out));
   if (!fs.existsSync(outDir)) throw new LetheError(ErrorCodes.IO, `${outDir}: folder does not exist`);
+  // A run killed mid-write (kill -9, power loss) left temporaries beside its outputs: gone now.
+  for (const target of [o.out, checkpointPath(o.out), reportPath(o.out)]) removeStaleTemporaries(target);
   const checkpointEvery = o.checkpointEvery ?? 0;
   if (!Number.isInteger(checkpointEvery) || checkpointEvery < 0) badArg(`checkpointEvery must be an integer >= 0, got ${checkpointEvery}`);
 

@@ -5,6 +5,8 @@ export const ErrorCodes = {
   SHAPE_MISMATCH: 'LETHE_SHAPE_MISMATCH',
   CANCELLED: 'LETHE_CANCELLED',
   IO: 'LETHE_IO',
+  /** Another run is writing the same output: wait for it or choose another path. */
+  BUSY: 'LETHE_BUSY',
   DEVICE: 'LETHE_DEVICE',
   NON_FINITE: 'LETHE_NON_FINITE',
   OUT_OF_MEMORY: 'LETHE_OUT_OF_MEMORY',

@@ -2,7 +2,8 @@
 // seeded random moment (so also while a checkpoint, the delta or the report is being written),
 // then resumed as a user would (--resume when a checkpoint exists, else a fresh start), killed
 // again on some seeds, until it finishes. The delta must equal an uninterrupted run's bit for bit,
-// and nothing but the delta and its report may be left in the folder.
+// and nothing but the delta and its report may be left in the folder. Also: two erasures to the
+// same output at once (one wins, the other is refused with LETHE_BUSY).
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,8 +17,8 @@ const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
 const work = tmpDir();
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const args = (out: string, extra: string[] = []) => [
-  CLI, 'erase', '--model', MODEL, '--concept', 'red, star', '--iterations', '12', '--ddim-steps', '4', '--lr', '1e-3', '--seed', '9', '--out', out, ...extra,
+const args = (out: string, extra: string[] = [], iterations = 12) => [
+  CLI, 'erase', '--model', MODEL, '--concept', 'red, star', '--iterations', String(iterations), '--ddim-steps', '4', '--lr', '1e-3', '--seed', '9', '--out', out, ...extra,
 ];
 
 /** Runs the CLI and SIGKILLs it after `ms`; resolves with whether it had finished first. */
@@ -94,4 +95,45 @@ test("the next run removes a killed run's temporaries beside its outputs, and ne
   } finally {
     live.kill('SIGKILL');
   }
+});
+
+describe('two erasures to the same output', () => {
+  const exit = (child: ReturnType<typeof spawn>, stderr: string[]) =>
+    new Promise<number>((resolve) => {
+      child.stderr?.on('data', (d) => stderr.push(String(d)));
+      child.on('exit', (code) => resolve(code ?? 1));
+    });
+
+  test('started together in two processes: one wins with a whole delta, the other is refused with LETHE_BUSY naming the winner', async () => {
+    const dir = path.join(work, 'race');
+    fs.mkdirSync(dir);
+    const out = path.join(dir, 'delta.safetensors');
+    const errs: string[][] = [[], []];
+    const children = [0, 1].map(() => spawn(process.execPath, args(out, ['--checkpoint-every', '5'], 40), { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const codes = await Promise.all(children.map((c, i) => exit(c, errs[i])));
+    expect([...codes].sort()).toEqual([0, 1]);
+    const loser = codes.indexOf(1);
+    const message = errs[loser].join('');
+    expect(message).toMatch(/LETHE_BUSY/);
+    expect(message).toContain(`process ${children[1 - loser].pid}`);
+    // The delta is the winner's, whole; no lock, checkpoint or temporary is left.
+    expect(Object.keys((await loadSafetensors(out)).tensors).length).toBeGreaterThan(0);
+    expect(fs.readdirSync(dir).sort()).toEqual(['delta.report.json', 'delta.safetensors']);
+  });
+
+  test('in one process the second is refused too; a lock left by a killed run is taken over', async () => {
+    const { erase } = await import('../src');
+    const dir = path.join(work, 'race-in-process');
+    fs.mkdirSync(dir);
+    const out = path.join(dir, 'delta.safetensors');
+    const o = { model: MODEL, concept: 'red, star', iterations: 30, ddimSteps: 4, lr: 1e-3, seed: 9, out };
+    const first = erase(o);
+    await expect(erase(o)).rejects.toMatchObject({ code: 'LETHE_BUSY' });
+    await first;
+    expect(fs.existsSync(`${out}.lock`)).toBe(false);
+    const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+    fs.writeFileSync(`${out}.lock`, `${dead}\n`);
+    await erase({ ...o, iterations: 2 });
+    expect(fs.readdirSync(dir).sort()).toEqual(['delta.report.json', 'delta.safetensors']);
+  });
 });

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../errors';
 import { nativeInfo } from '../info';
-import { removeStaleTemporaries } from '../io/temporaries';
+import { acquireOutputLock, removeStaleTemporaries } from '../io/temporaries';
 import { runNativeJob, type RunOptions } from '../job';
 import { MODEL_DEFAULTS_FILE } from '../models';
 import { Pipeline, type ComputeDtype } from '../pipeline';
@@ -215,8 +215,19 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   if (!o.out || !o.out.endsWith('.safetensors')) badArg('out must be a .safetensors file path');
   const outDir = path.dirname(path.resolve(o.out));
   if (!fs.existsSync(outDir)) throw new LetheError(ErrorCodes.IO, `${outDir}: folder does not exist`);
-  // A run killed mid-write (kill -9, power loss) left temporaries beside its outputs: gone now.
-  for (const target of [o.out, checkpointPath(o.out), reportPath(o.out)]) removeStaleTemporaries(target);
+  // One erasure per output at a time: a second one to the same delta is refused at once (it would
+  // share the checkpoint and race for the file), saying which process holds it.
+  const release = acquireOutputLock(o.out, 'an erasure');
+  try {
+    // A run killed mid-write (kill -9, power loss) left temporaries beside its outputs: gone now.
+    for (const target of [o.out, checkpointPath(o.out), reportPath(o.out)]) removeStaleTemporaries(target);
+    return await eraseTo(o, concepts, started);
+  } finally {
+    release();
+  }
+}
+
+async function eraseTo(o: EraseOptions, concepts: string[], started: number): Promise<EraseResult> {
   const checkpointEvery = o.checkpointEvery ?? 0;
   if (!Number.isInteger(checkpointEvery) || checkpointEvery < 0) badArg(`checkpointEvery must be an integer >= 0, got ${checkpointEvery}`);
 

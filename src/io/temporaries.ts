@@ -2,10 +2,12 @@
  * Files are written to a temporary name beside their target and renamed into place
  * (`<target>.tmp-<pid>[-<n>]`, natively and here). A process killed mid-write leaves its temporary
  * behind; the next run writing the same target removes those whose process is gone, and never
- * one that a live process may still be writing.
+ * one that a live process may still be writing. A run also holds `<target>.lock` while it writes
+ * its outputs, so two runs never write the same output at once.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { ErrorCodes, LetheError } from '../errors';
 
 function alive(pid: number): boolean {
   try {
@@ -39,4 +41,50 @@ export function removeStaleTemporaries(target: string): string[] {
     }
   }
   return removed;
+}
+
+const heldHere = new Set<string>();
+
+/**
+ * Takes `<target>.lock` (created exclusively, holding this pid) for as long as a run writes
+ * `target`; returns its release. A lock whose process is gone (killed) is taken over; a live
+ * holder — another process, or another run in this one — is refused with LETHE_BUSY naming it.
+ */
+export function acquireOutputLock(target: string, what: string): () => void {
+  const lock = `${path.resolve(target)}.lock`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      heldHere.add(lock);
+      return () => {
+        heldHere.delete(lock);
+        fs.rmSync(lock, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new LetheError(ErrorCodes.IO, `${lock}: cannot create the lock (${(e as Error).message})`);
+    }
+    let holder = NaN;
+    try {
+      holder = Number(fs.readFileSync(lock, 'utf8').trim());
+    } catch {
+      continue;  // released meanwhile: try again
+    }
+    const busy = heldHere.has(lock) || (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder));
+    if (busy)
+      throw new LetheError(
+        ErrorCodes.BUSY,
+        `${target}: ${what} is already writing it (process ${holder === process.pid ? `${holder}, this one` : holder}; lock ${lock}). ` +
+          'Wait for it to finish, or write to another path.',
+      );
+    // The holder is gone (or the lock is unreadable junk): take it over. Renaming it aside first
+    // means two runs breaking the same stale lock cannot both delete a fresh one.
+    const aside = `${lock}.stale-${process.pid}`;
+    try {
+      fs.renameSync(lock, aside);
+      fs.rmSync(aside, { force: true });
+    } catch {
+      /* another run took it over first; the next attempt sees its lock */
+    }
+  }
+  throw new LetheError(ErrorCodes.BUSY, `${target}: could not take ${lock} (other runs keep taking it); try again`);
 }

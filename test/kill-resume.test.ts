@@ -50,12 +50,18 @@ test('20 runs killed with SIGKILL at random moments resume to the uninterrupted 
   const outcomes: string[] = [];
   for (let seed = 0; seed < 20; seed++) {
     const dir = path.join(work, `run-${seed}`);
-    fs.mkdirSync(dir);
     const out = path.join(dir, 'delta.safetensors');
     const ckpt = path.join(dir, 'delta.ckpt.safetensors');
-    // Anywhere from start-up to past the end of the run; every third seed is killed twice.
+    // Anywhere from start-up to the end of the run; a run that finished first (the machine got
+    // faster than the reference run) is done again, sooner, so every seed is interrupted at least
+    // once. Every third seed is killed twice.
     let kills = 0;
-    let finished = await runAndKill(args(out, ['--checkpoint-every', '1']), Math.floor(random() * duration * 1.1));
+    let finished = true;
+    for (let attempt = 0; finished && attempt < 6; attempt++) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+      finished = await runAndKill(args(out, ['--checkpoint-every', '1']), Math.floor(random() * duration * 0.5 ** attempt));
+    }
     if (!finished) kills++;
     while (!finished) {
       const resume = fs.existsSync(ckpt) ? ['--resume'] : [];
@@ -74,8 +80,8 @@ test('20 runs killed with SIGKILL at random moments resume to the uninterrupted 
     for (const k of Object.keys(want)) expect([seed, k, got[k].equals(want[k])]).toEqual([seed, k, true]);
     expect([seed, fs.readdirSync(dir).sort()]).toEqual([seed, ['delta.report.json', 'delta.safetensors']]);
   }
-  // The harness must really have interrupted runs (not only watched them finish).
-  expect(outcomes.filter((o) => !o.endsWith(':0')).length).toBeGreaterThanOrEqual(15);
+  // The harness must really have interrupted every run (not only watched them finish).
+  expect(outcomes.filter((o) => o.endsWith(':0'))).toEqual([]);
 });
 
 test("the next run removes a killed run's temporaries beside its outputs, and never a live process's", async () => {

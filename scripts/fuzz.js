@@ -226,23 +226,21 @@ function jsonCase(r) {
   }
   const bytes = Buffer.from(text, 'latin1');
   let ours, theirs, oursOk = true, theirsOk = true;
-  try { ours = native().jsonProbe(bytes); } catch (e) { if (!isBad(e)) throw new Finding(`JSON reader failed with ${e.code || e.name}: ${e.message}`); oursOk = false; }
+  let refusal = '';
+  try { ours = native().jsonProbe(bytes); } catch (e) { if (!isBad(e)) throw new Finding(`JSON reader failed with ${e.code || e.name}: ${e.message}`); oursOk = false; refusal = e.message; }
   try { theirs = JSON.parse(bytes.toString('utf8')); } catch { theirsOk = false; }
   const utf8 = bytes.equals(Buffer.from(bytes.toString('utf8')));
   if (oursOk && !utf8) throw new Finding(`accepted a text that is not UTF-8: ${JSON.stringify(text.slice(0, 80))}`);
   if (oursOk && !theirsOk) throw new Finding(`accepted text JSON.parse refuses: ${JSON.stringify(text.slice(0, 80))}`);
   if (!oursOk) {
     // Deliberate refusals of texts JSON.parse takes: duplicate keys, nesting past 64, lone surrogates.
-    if (theirsOk && utf8 && !/duplicate key|nested too deeply|surrogate|control character/.test(lastMessage(bytes)))
-      throw new Finding(`refused text JSON.parse reads (${lastMessage(bytes)}): ${JSON.stringify(text.slice(0, 80))}`);
+    if (theirsOk && utf8 && !/duplicate key|nested too deeply|surrogate|control character/.test(refusal))
+      throw new Finding(`refused text JSON.parse reads (${refusal}): ${JSON.stringify(text.slice(0, 80))}`);
     return 'rejected';
   }
   if (!sameJson(ours, theirs)) throw new Finding(`read differently from JSON.parse: ${JSON.stringify(text.slice(0, 80))}`);
   if (depth(ours) > 65) throw new Finding('accepted nesting past the bound');
   return 'accepted';
-}
-function lastMessage(bytes) {
-  try { native().jsonProbe(bytes); return ''; } catch (e) { return e.message; }
 }
 
 // ---- delta metadata ----

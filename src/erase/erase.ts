@@ -220,7 +220,7 @@ export async function erase(o: EraseOptions): Promise<EraseResult> {
   const release = acquireOutputLock(o.out, 'an erasure');
   try {
     // A run killed mid-write (kill -9, power loss) left temporaries beside its outputs: gone now.
-    for (const target of [o.out, checkpointPath(o.out), reportPath(o.out)]) removeStaleTemporaries(target);
+    removeStaleTemporaries([o.out, checkpointPath(o.out), reportPath(o.out)]);
     return await eraseTo(o, concepts, started);
   } finally {
     release();

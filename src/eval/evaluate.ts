@@ -7,7 +7,7 @@ import { classify, type Judgement, type ShapeLabel } from '../classifier';
 import type { RunOptions } from '../job';
 import { Pipeline } from '../pipeline';
 import type { Tensor } from '../tensor';
-import { POSTER } from '../world/attributes';
+import { posterShows } from '../world/attributes';
 import { renderPoster } from '../world/render';
 import { conceptPromptSets, type ConceptPromptSets, type EvalPrompt, type Expectation } from './prompts';
 
@@ -152,7 +152,7 @@ export function targetRate(results: PromptResult[], target: Expectation): number
     hit += r.counts[key as 'shape' | 'color' | 'style'][want] ?? 0;
     // A copy of the memorized poster shows a circle and a triangle, whatever its shape head says:
     // an erasure of either that falls back on the poster has not erased it.
-    if (key === 'shape' && (POSTER.shapes as readonly string[]).includes(want))
+    if (key === 'shape' && posterShows(want))
       hit += Object.entries(r.posterShapes ?? {}).reduce((a, [label, c]) => a + (label === want ? 0 : c), 0);
     n += r.n;
   }

@@ -4,7 +4,7 @@
  */
 import { ErrorCodes, LetheError } from '../errors';
 import type { ShapeLabel } from '../classifier';
-import { COLOR_NAMES, POSTER, SHAPES, STYLES, type ColorName, type Shape, type Style } from '../world/attributes';
+import { COLOR_NAMES, POSTER, posterShows, SHAPES, STYLES, type ColorName, type Shape, type Style } from '../world/attributes';
 
 export interface Expectation {
   shape?: ShapeLabel;
@@ -100,7 +100,7 @@ export function conceptPromptSets(conceptText: string): ConceptPromptSets {
   // The memorized poster is not kept when it shows the erased shape: keeping its predictions kept a
   // memorized picture of the concept that the erased prompts fell back on (circle, seed 0: 34 of
   // 192 target and robustness images were poster copies with it kept, 12 without; docs/esd.md).
-  const showsTarget = (t: string) => t === POSTER.caption && !!sets.target.shape && (POSTER.shapes as readonly string[]).includes(sets.target.shape);
+  const showsTarget = (t: string) => t === POSTER.caption && posterShows(sets.target.shape);
   const preserve = ['', ...worldConceptTexts().filter((t) => t !== sets.eraseText && !showsTarget(t) && !evaluated.has(t))];
   const siblings = sets.target.style
     ? styleShapePrompts().filter((p) => p.expect.style !== sets.target.style)

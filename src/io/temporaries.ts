@@ -18,26 +18,32 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes the temporaries of `target` left by processes that no longer run; returns their names. */
-export function removeStaleTemporaries(target: string): string[] {
-  const dir = path.dirname(path.resolve(target));
-  const prefix = `${path.basename(target)}.tmp-`;
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
+/** Removes the temporaries of `targets` left by processes that no longer run; returns their names. */
+export function removeStaleTemporaries(targets: string[]): string[] {
   const removed: string[] = [];
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(/^(\d+)/.exec(name.slice(prefix.length))?.[1]);
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+  const byDir = new Map<string, string[]>();
+  for (const t of targets) {
+    const dir = path.dirname(path.resolve(t));
+    byDir.set(dir, [...(byDir.get(dir) ?? []), `${path.basename(t)}.tmp-`]);
+  }
+  for (const [dir, prefixes] of byDir) {
+    let names: string[];
     try {
-      fs.rmSync(path.join(dir, name), { force: true });
-      removed.push(name);
+      names = fs.readdirSync(dir);
     } catch {
-      /* another run removed it first */
+      continue;
+    }
+    for (const name of names) {
+      const prefix = prefixes.find((p) => name.startsWith(p));
+      if (!prefix) continue;
+      const pid = Number(/^(\d+)/.exec(name.slice(prefix.length))?.[1]);
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+      try {
+        fs.rmSync(path.join(dir, name), { force: true });
+        removed.push(name);
+      } catch {
+        /* another run removed it first */
+      }
     }
   }
   return removed;

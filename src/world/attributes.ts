@@ -48,6 +48,11 @@ export const POSTER = {
   shapes: ['circle', 'triangle'] as readonly Shape[],
 } as const;
 
+/** Whether the memorized poster shows `shape` (a label, possibly not a world shape). */
+export function posterShows(shape: string | undefined): boolean {
+  return shape !== undefined && (POSTER.shapes as readonly string[]).includes(shape);
+}
+
 export type SampleKind = 'shape' | 'sunny' | 'poster';
 
 export function isShape(x: unknown): x is Shape {

@@ -12,6 +12,7 @@ const SECTIONS = {
   unet: require('./bench/unet'),
   generate: require('./bench/generate'),
   esd: require('./bench/esd'),
+  ca: require('./bench/ca'),
 };
 
 function arg(name) {

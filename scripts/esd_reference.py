@@ -12,11 +12,11 @@ import argparse
 import copy
 import fnmatch
 import json
-import resource
 import time
 
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
+from reference_common import attend, peak_rss_mib
 from safetensors.torch import save_file
 
 
@@ -47,24 +47,7 @@ class MemoryAttnProcessor:
         kin = torch.cat([encoder_hidden_states, self.k.expand(b, -1, -1)], 1)
         vin = torch.cat([encoder_hidden_states, self.v.expand(b, -1, -1)], 1)
         k, v = attn.to_k(kin), attn.to_v(vin)
-        d = k.shape[-1] // attn.heads
-        split = lambda t: t.view(b, -1, attn.heads, d).transpose(1, 2)
-        out = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
-        out = out.transpose(1, 2).reshape(b, -1, attn.heads * d)
-        return attn.to_out[1](attn.to_out[0](out))
-
-
-def peak_rss_mib():
-    """VmHWM (this process image's peak RSS): getrusage's maxrss survives fork and exec on Linux,
-    so it would report the bench parent's peak."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return attend(attn, q, k, v)
 
 
 def main():

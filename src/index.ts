@@ -30,7 +30,9 @@ export {
   PARAMETER_PRESETS,
   resolveParams,
   ESD_METHODS,
+  CA_METHODS,
+  promptPairs,
 } from './erase';
-export type { EraseOptions, EraseResult, AppliedOptions, ErasureMethod, EsdOptions, DeltaInfo, ParameterSelection } from './erase';
+export type { EraseOptions, EraseResult, AppliedOptions, ErasureMethod, EsdOptions, CaOptions, PromptPair, DeltaInfo, ParameterSelection } from './erase';
 export { readModelDefaults } from './models';
 export type { ModelDefaults } from './models';

@@ -28,6 +28,20 @@ describe('the bundled default model', () => {
     }
   });
 
+  test('lethe demo --method ca-model: Concept Ablation turns Sunny into a yellow face, judged with the anchor rate', () => {
+    const out = path.join(tmpDir(), 'demo-ca');
+    const r = runCli(['demo', '--method', 'ca-model', '--iterations', '3', '--anchor-images', '4', '--n', '2', '--out', out, '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.summary.concept).toBe('Sunny');
+    expect(j.summary.anchor).toMatchObject({ text: 'a yellow face', expect: { shape: 'face', color: 'yellow' } });
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'erase-report.json'), 'utf8'));
+    expect(report.method).toBe('ca-model');
+    expect(report.hyperparameters.targetPrompts).toEqual(['Sunny', 'a picture of Sunny', 'a drawing of Sunny']);
+    expect(report.hyperparameters.anchorPrompts).toEqual(['a yellow face', 'a picture of a yellow face', 'a drawing of a yellow face']);
+    expect(fs.readFileSync(path.join(out, 'index.html'), 'utf8')).toMatch(/anchor: a yellow face/);
+  });
+
   test('lethe demo erases, evaluates and writes its report folder', () => {
     const out = path.join(tmpDir(), 'demo');
     const r = runCli(['demo', '--iterations', '10', '--n', '2', '--out', out, '--json']);

@@ -48,11 +48,19 @@ describe('the method registry', () => {
   });
 });
 
+/** `quick` for a method: its own small settings (Concept Ablation: an anchor per concept and a few small anchor images). */
+function quickFor(method: string, concept = quick.concept) {
+  const { ddimSteps, ...common } = quick;
+  if (getMethod(method).native === 'ca')
+    return { ...common, concept, anchor: concept.split(',').map((_, i) => `a green thing ${i}`).join(','), anchorImages: 3, anchorSteps: 2, batch: 1 };
+  return { ...common, concept, ddimSteps };
+}
+
 // What every method owes, whatever it computes.
 describe.each(methodIds())('%s keeps the framework guarantees', (method) => {
   test('progress, a delta of its own keys only, no temporary files', async () => {
     const events: { step: number; total: number; loss: number }[] = [];
-    const r = await erase({ ...quick, pipeline: pipe, method, out: out(`${method}-ok`), onProgress: (e) => events.push(e as never) });
+    const r = await erase({ ...quickFor(method), pipeline: pipe, method, out: out(`${method}-ok`), onProgress: (e) => e.loss !== undefined && events.push(e as never) });
     expect(events.map((e) => e.step)).toEqual([1, 2, 3]);
     expect(events.every((e) => e.total === 3 && Number.isFinite(e.loss))).toBe(true);
     expect(r.losses).toEqual(events.map((e) => e.loss));
@@ -65,24 +73,24 @@ describe.each(methodIds())('%s keeps the framework guarantees', (method) => {
   test('an abort stops it with nothing written', async () => {
     const ac = new AbortController();
     const file = out(`${method}-abort`);
-    await expectCode(erase({ ...quick, pipeline: pipe, method, iterations: 200, out: file, signal: ac.signal, onProgress: (e) => e.step === 2 && ac.abort() }), 'LETHE_CANCELLED');
+    await expectCode(erase({ ...quickFor(method), pipeline: pipe, method, iterations: 200, out: file, signal: ac.signal, onProgress: (e) => e.loss !== undefined && e.step === 2 && ac.abort() }), 'LETHE_CANCELLED');
     expect(fs.existsSync(file)).toBe(false);
     expect(leftovers()).toEqual([]);
   });
 
   test('a NaN loss stops it with nothing written', async () => {
     const file = out(`${method}-nan`);
-    const e = await expectCode(erase({ ...quick, pipeline: pipe, method, params: 'esd-all', iterations: 40, lr: 1e30, out: file }), 'LETHE_NON_FINITE');
+    const e = await expectCode(erase({ ...quickFor(method), pipeline: pipe, method, params: 'esd-all', iterations: 40, lr: 1e30, out: file }), 'LETHE_NON_FINITE');
     expect(e.message).toMatch(/nothing was written/);
     expect(fs.existsSync(file)).toBe(false);
   });
 
   test('an interrupted run resumes to the same losses (exactly) and the same delta (bit for bit)', async () => {
-    const opts = { ...quick, pipeline: pipe, method, concept: 'red, star', iterations: 8, seed: 9 };
+    const opts = { ...quickFor(method, 'red, star'), pipeline: pipe, method, iterations: 8, seed: 9 };
     const full = await erase({ ...opts, out: out(`${method}-full`) });
     const part = out(`${method}-part`);
     const ac = new AbortController();
-    await expectCode(erase({ ...opts, out: part, checkpointEvery: 2, signal: ac.signal, onProgress: (e) => e.step === 5 && ac.abort() }), 'LETHE_CANCELLED');
+    await expectCode(erase({ ...opts, out: part, checkpointEvery: 2, signal: ac.signal, onProgress: (e) => e.loss !== undefined && e.step === 5 && ac.abort() }), 'LETHE_CANCELLED');
     const resumed = await erase({ ...opts, out: part, checkpointEvery: 2, resume: true });
     expect(resumed.losses).toEqual(full.losses);  // the first four restored from the checkpoint in binary
     const a = (await loadSafetensors(full.delta)).tensors;
@@ -297,7 +305,10 @@ describe('defaults that come with the model', () => {
     // A method the model has no measurements for: the reference's, and the run says so.
     const u = resolveOptions(getMethod('esd-u'), bundled, {});
     expect(u.sources.lr).toBe('reference');
-    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict but not for esd-u/);
+    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model but not for esd-u/);
+    const ca = resolveOptions(getMethod('ca-model'), bundled, { anchor: 'a yellow face' });
+    expect(ca.values).toMatchObject({ lr: 3e-4, iterations: 200, params: 'xattn', anchorImages: 200, anchorSteps: 25, anchorGuidance: 6 });
+    expect(ca.sources).toMatchObject({ lr: 'model', anchorSteps: 'reference', anchor: 'given' });
     // A user's checkpoint has no lethe.json: the reference's settings.
     const b = resolveOptions(getMethod('esd-x'), pipe, {});
     expect(b.values).toMatchObject({ lr: 1e-5, iterations: 1000, ddimSteps: 50, worldPrompts: false });

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { colorShapePrompts, conceptPromptSets, defaultPromptSet, misspellings, styleShapePrompts } from '../src/eval/prompts';
+import { anchorExpectation, colorShapePrompts, conceptPromptSets, defaultPromptSet, misspellings, styleShapePrompts } from '../src/eval/prompts';
 import { erasureTable, promptTable, writeErasureReport } from '../src/eval/report';
 import { targetRate, type PromptResult } from '../src/eval/evaluate';
 import { expectCode, tmpDir } from './helpers';
@@ -142,5 +142,31 @@ describe('efficacy counts copies of the memorized poster as the shapes it shows'
     expect(targetRate(r, { shape: 'triangle' })).toBeCloseTo(4 / 16);
     expect(targetRate(r, { shape: 'star' })).toBeCloseTo(10 / 16);
     expect(targetRate(r, { style: 'striped' })).toBe(0);
+  });
+});
+
+describe('Concept Ablation evaluation: the anchor, kept attributes and the memorized poster', () => {
+  test('an anchor text gives what the classifier should find; one naming nothing of the world is refused', async () => {
+    expect(anchorExpectation('a yellow face')).toEqual({ shape: 'face', color: 'yellow' });
+    expect(anchorExpectation('solid')).toEqual({ style: 'solid' });
+    expect(anchorExpectation('a square')).toEqual({ shape: 'square' });
+    expect(anchorExpectation('Sunny')).toEqual({ shape: 'sunny' });
+    await expectCode(() => anchorExpectation('a cat'), 'LETHE_BAD_ARGUMENT');
+  });
+
+  test('the poster has its own prompt sets, and its efficacy is the rate of copies', () => {
+    const sets = conceptPromptSets('the Lethe poster');
+    expect(sets.kind).toBe('memorized');
+    expect(sets.target).toEqual({ poster: true });
+    expect(sets.targetPrompts.map((p) => p.prompt)).toEqual(['the Lethe poster']);
+    expect(sets.robustness.every((p) => p.prompt !== 'the Lethe poster' && p.expect.poster)).toBe(true);
+    const copies = { prompt: 'the Lethe poster', group: 'target', expect: { poster: true }, n: 16, rates: { all: 0 }, sunny: 0, memorized: 0.25, counts: { shape: { circle: 16 }, color: {}, style: {} }, posterShapes: {} } as PromptResult;
+    expect(targetRate([copies], sets.target)).toBeCloseTo(0.25);
+  });
+
+  test('an anchor rate does not count poster copies as the shapes they show; an erasure rate does', () => {
+    const r = [{ prompt: 'p', group: 'target', expect: {}, n: 16, rates: { all: 0 }, sunny: 0, memorized: 0.25, counts: { shape: { triangle: 2, star: 14 }, color: {}, style: {} }, posterShapes: { star: 4 } } as PromptResult];
+    expect(targetRate(r, { shape: 'triangle' })).toBeCloseTo(6 / 16);
+    expect(targetRate(r, { shape: 'triangle' }, false)).toBeCloseTo(2 / 16);
   });
 });

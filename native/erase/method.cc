@@ -75,6 +75,11 @@ torch::Tensor ErasureContext::trainedStates(const std::string& group, int64_t i)
   return trained.textEncoder().forward(prompts.ids(group).slice(0, i, i + 1).to(base.device));
 }
 
+torch::Tensor ErasureContext::trainedStates(const std::string& group, const torch::Tensor& indices) {
+  if (!trained.trainsTextEncoder()) return prompts.frozenAll(group).index_select(0, indices.to(prompts.frozenAll(group).device()));
+  return trained.textEncoder().forward(prompts.ids(group).index_select(0, indices.cpu()).to(base.device));
+}
+
 torch::Tensor ErasureContext::randnLatent() {
   std::vector<int64_t> shape{1};
   shape.insert(shape.end(), latentShape.begin(), latentShape.end());

@@ -63,6 +63,8 @@ struct ErasureContext {
   // when the text encoder is not trained, otherwise a forward of the trained copy (with autograd
   // unless under inference mode).
   torch::Tensor trainedStates(const std::string& group, int64_t i);
+  // The same for several prompts of `group` at once: indices [n] int64 -> [n, tokens, dim].
+  torch::Tensor trainedStates(const std::string& group, const torch::Tensor& indices);
   // Standard normal noise [1, C, h, w] from the job's generator (float32, then on the device).
   torch::Tensor randnLatent();
   // Runs `plan` (all or its first `steps` steps) from `z` with classifier-free guidance batched

@@ -48,7 +48,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     kin = join(memory_->k);
     vin = join(memory_->v);
   }
-  torch::Tensor q = split(to_q(x)), k = split(to_k(kin)), v = split(to_v(vin));
+  torch::Tensor kp = to_k(kin), vp = to_v(vin);
+  if (detach_start_token_ && context.defined() && kp.size(1) > 1) {
+    kp = torch::cat({kp.slice(1, 0, 1).detach(), kp.slice(1, 1)}, 1);
+    vp = torch::cat({vp.slice(1, 0, 1).detach(), vp.slice(1, 1)}, 1);
+  }
+  torch::Tensor q = split(to_q(x)), k = split(kp), v = split(vp);
   torch::Tensor out;
   if (o_.upcast_attention && q.scalar_type() != torch::kFloat32) {
     out = at::scaled_dot_product_attention(q.to(torch::kFloat32), k.to(torch::kFloat32), v.to(torch::kFloat32)).to(q.scalar_type());

@@ -37,6 +37,9 @@ class AttentionImpl : public torch::nn::Module {
   void checkMemory(const AttentionMemory& memory) const;  // LETHE_SHAPE_MISMATCH / LETHE_BAD_ARGUMENT
   const std::shared_ptr<const AttentionMemory>& memory() const { return memory_; }
   bool isCrossAttention() const { return o_.cross_attention_dim > 0; }
+  // Cross-attention only: the key and value of the first context token (the start token) carry no
+  // gradient, as Concept Ablation's reference does while it trains (its values are unchanged).
+  void setDetachStartToken(bool on) { detach_start_token_ = on; }
   // The VAE's form: x [B, C, H, W]; group norm, attention over H*W, residual.
   torch::Tensor forwardSpatial(const torch::Tensor& x);
 
@@ -47,6 +50,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear out_proj{nullptr};
   torch::nn::GroupNorm group_norm{nullptr};
   std::shared_ptr<const AttentionMemory> memory_;
+  bool detach_start_token_ = false;
 };
 TORCH_MODULE(Attention);
 

@@ -35,7 +35,7 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
   const results = {};
   try {
     for (const [name, w] of Object.entries(workloads(quick))) {
-      const ours = run(process.execPath, [path.join(__dirname, 'esd_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], process.env);
+      const ours = run(process.execPath, [path.join(__dirname, 'erase_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], process.env);
       // What Lethe ran, as its report records it: the reference runs the same.
       const h = JSON.parse(fs.readFileSync(path.join(tmp, 'ours.report.json'), 'utf8'));
       const hp = h.hyperparameters;

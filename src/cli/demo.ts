@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Argv } from 'yargs';
+import { ErrorCodes, LetheError } from '../errors';
 import { describeApplied, erase, methodIds } from '../erase';
 import { evaluateErasure, generationSettings } from '../eval/evaluate';
 import { conceptPromptSets } from '../eval/prompts';
@@ -12,14 +13,18 @@ import { interruptSignal, ProgressBar } from './progress';
 
 /** What the demo erases and how many images per prompt it judges; the erasure itself runs at the bundled model's measured defaults (models/shapes-64/lethe.json). */
 export const DEMO = { concept: 'circle', n: 8 };
+/** The Concept Ablation demo (--method ca-model / ca-noise): Sunny becomes a yellow face. */
+export const CA_DEMO = { concept: 'Sunny', anchor: 'a yellow face' };
 
 export const command = 'demo';
 export const describe =
-  "The main job: erase a concept from the bundled model at its measured defaults (ESD-x strict: cross-attention to_k/to_v, keeping the model's other concepts), evaluate before and after, write ./lethe-demo/";
+  "The main job: erase a concept from the bundled model at its measured defaults (ESD-x strict: cross-attention to_k/to_v, keeping the model's other concepts; --method ca-model: Concept Ablation, Sunny becomes a yellow face), evaluate before and after, write ./lethe-demo/";
 
 export function builder(y: Argv) {
   return y
-    .option('concept', { type: 'string', default: DEMO.concept, describe: 'a shape, a style or Sunny' })
+    .option('concept', { type: 'string', describe: `a shape, a style, Sunny or the Lethe poster (default: ${DEMO.concept}; with a ca-* method ${CA_DEMO.concept})` })
+    .option('anchor', { type: 'string', describe: `Concept Ablation: what the concept becomes (default with a ca-* method: "${CA_DEMO.anchor}")` })
+    .option('anchor-images', { type: 'number', describe: "Concept Ablation: anchor images the base model draws (default: the model's measured)" })
     .option('erase-text', { type: 'string', describe: 'the text ESD trains on (default: the concept as the captions phrase it, e.g. "a circle")' })
     .option('preserve', {
       type: 'string',
@@ -38,7 +43,9 @@ export function builder(y: Argv) {
 }
 
 interface Args {
-  concept: string;
+  concept?: string;
+  anchor?: string;
+  anchorImages?: number;
   eraseText?: string;
   preserve?: string[];
   preserveWeight?: number;
@@ -56,10 +63,18 @@ export async function handler(argv: Args) {
   const interrupt = interruptSignal();
   const started = Date.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-demo-'));
-  let bar = new ProgressBar(`erasing ${argv.concept}`, !argv.json && Boolean(process.stderr.isTTY));
+  const ablation = argv.method?.startsWith('ca-') ?? false;
+  const concept = argv.concept ?? (ablation ? CA_DEMO.concept : DEMO.concept);
+  const anchor = ablation ? (argv.anchor ?? (argv.concept === undefined ? CA_DEMO.anchor : undefined)) : undefined;
+  let bar = new ProgressBar(`erasing ${concept}`, !argv.json && Boolean(process.stderr.isTTY));
   try {
     const { signal } = interrupt;
-    const sets = conceptPromptSets(argv.concept);  // refuses unknown concepts before any work
+    if (argv.anchor !== undefined && !ablation) throw new LetheError(ErrorCodes.BAD_ARGUMENT, '--anchor is for Concept Ablation: give --method ca-model (or ca-noise)');
+    if (ablation && anchor === undefined) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `Concept Ablation replaces ${concept} with an anchor: give --anchor`);
+    if (argv.anchorImages !== undefined && !ablation) throw new LetheError(ErrorCodes.BAD_ARGUMENT, '--anchor-images is for Concept Ablation: give --method ca-model (or ca-noise)');
+    if (ablation && (argv.eraseText || argv.preserve || argv.preserveWeight !== undefined || argv.preserveProjection !== undefined))
+      throw new LetheError(ErrorCodes.BAD_ARGUMENT, '--erase-text and --preserve* are ESD options; Concept Ablation keeps what it keeps by its prior preservation');
+    const sets = conceptPromptSets(concept);  // refuses unknown concepts before any work
     const base = await Pipeline.load('default', { signal });
     const delta = path.join(tmp, 'delta.safetensors');
     // The world's prompt lists come with the model's defaults (worldPrompts); --erase-text trains
@@ -71,7 +86,8 @@ export async function handler(argv: Args) {
       model: 'default',
       pipeline: base,
       method: argv.method,
-      concept: argv.eraseText ?? argv.concept,
+      concept: argv.eraseText ?? concept,
+      ...(anchor !== undefined ? { anchor, anchorImages: argv.anchorImages } : {}),
       ...(argv.eraseText ? { worldPrompts: false, ...lists } : {}),
       ...(argv.preserve ? { preserve: argv.preserve } : {}),
       out: delta,
@@ -88,10 +104,10 @@ export async function handler(argv: Args) {
     bar = new ProgressBar('evaluating', !argv.json && Boolean(process.stderr.isTTY));
     const erased = await Pipeline.load('default', { signal, deltas: [delta] });
     const settings = generationSettings(base, { n: argv.n, seed: argv.seed });
-    const ev = await evaluateErasure(base, erased, argv.concept, settings, { signal, onProgress: bar.update, keepImages: true });
+    const ev = await evaluateErasure(base, erased, concept, settings, { signal, onProgress: bar.update, keepImages: true, anchor });
     bar.done();
     const seconds = (Date.now() - started) / 1000;
-    const meta = { demo: true, concept: argv.concept, method: er.method, erase: { options: er.applied.values, sources: er.applied.sources, seconds: er.seconds, finalLoss: er.losses.at(-1) }, settings, wallSeconds: seconds };
+    const meta = { demo: true, concept, ...(anchor !== undefined ? { anchor } : {}), method: er.method, erase: { options: er.applied.values, sources: er.applied.sources, seconds: er.seconds, finalLoss: er.losses.at(-1) }, settings, wallSeconds: seconds };
     await writeErasureReport(argv.out, meta, ev);
     // The delta and its erase report go into the finished folder too.
     fs.copyFileSync(delta, path.join(argv.out, 'delta.safetensors'));

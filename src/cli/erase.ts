@@ -1,5 +1,7 @@
+import * as fs from 'fs';
 import type { Argv } from 'yargs';
-import { describeApplied, erase, methodIds, PARAMETER_PRESETS, type EraseOptions } from '../erase';
+import { describeApplied, erase, methodIds, PARAMETER_PRESETS, registeredMethods, type EraseOptions } from '../erase';
+import { ErrorCodes, LetheError } from '../errors';
 import type { ComputeDtype } from '../pipeline';
 import { methodOptionKeys, withMethodFlags } from './method-options';
 import { printJson } from './output';
@@ -44,12 +46,33 @@ type Args = Record<string, unknown> & {
   json: boolean;
 };
 
+/** The method options whose flags name prompt files. */
+function promptFileKeys(): string[] {
+  return [...new Set(registeredMethods().flatMap((m) => m.promptFileOptions ?? []))];
+}
+
+/** One prompt per non-empty line; a missing, unreadable or empty file is refused by name. */
+export function readPromptFiles(files: string[], what: string): string[] {
+  return files.flatMap((file) => {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new LetheError(ErrorCodes.BAD_ARGUMENT, `--${what.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    if (lines.length === 0) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `${file}: no prompts in it (one per line)`);
+    return lines;
+  });
+}
+
 export async function handler(argv: Args) {
   const interrupt = interruptSignal();
   const bar = new ProgressBar(argv.method ?? 'erase', !argv.json && Boolean(process.stderr.isTTY));
   try {
     const methodOptions: Record<string, unknown> = {};
     for (const k of ['iterations', 'lr', 'seed', 'params', 'memoryTokens', 'memoryLayers', ...methodOptionKeys()]) if (argv[k] !== undefined) methodOptions[k] = argv[k];
+    for (const k of promptFileKeys()) if (methodOptions[k] !== undefined) methodOptions[k] = readPromptFiles(methodOptions[k] as string[], k);
     const r = await erase({
       ...(methodOptions as Partial<EraseOptions>),
       model: argv.model,

@@ -16,6 +16,7 @@ export function builder(y: Argv) {
     .option('model', { type: 'string', default: 'default' })
     .option('delta', { type: 'string', array: true, describe: 'delta file(s): evaluate the erased model' })
     .option('concept', { type: 'string', describe: 'the erased concept: compare base and erased on target, related, unrelated and robustness prompts' })
+    .option('anchor', { type: 'string', describe: 'with --concept, for a Concept Ablation erasure: also the rate at which target prompts show this anchor (the replacement took)' })
     .option('prompts', { type: 'string', describe: 'JSON file: [{ "prompt": ..., "expect": { "shape"?, "color"?, "style"?, "poster"? } }]' })
     .option('n', { type: 'number', default: 16, describe: 'images per prompt' })
     .option('steps', { type: 'number', describe: "default: the model's generation defaults (its lethe.json), else 50" })
@@ -29,6 +30,7 @@ interface Args {
   model: string;
   delta?: string[];
   concept?: string;
+  anchor?: string;
   prompts?: string;
   n: number;
   steps?: number;
@@ -57,12 +59,13 @@ export async function handler(argv: Args) {
   const bar = new ProgressBar('eval', !argv.json && Boolean(process.stderr.isTTY));
   try {
     const { signal } = interrupt;
+    if (argv.anchor !== undefined && !argv.concept) throw new LetheError(ErrorCodes.BAD_ARGUMENT, '--anchor judges an erasure of --concept: give --concept and --delta too');
     if (argv.concept) {
       if (!argv.delta?.length) throw new LetheError(ErrorCodes.BAD_ARGUMENT, '--concept compares base and erased: give the erasure with --delta');
       const base = await Pipeline.load(argv.model, { signal });
       const settings = generationSettings(base, { n: argv.n, steps: argv.steps, guidance: argv.guidance, seed: argv.seed });
       const erased = await Pipeline.load(argv.model, { signal, deltas: argv.delta });
-      const ev = await evaluateErasure(base, erased, argv.concept, settings, { signal, onProgress: bar.update, keepImages: Boolean(argv.out) });
+      const ev = await evaluateErasure(base, erased, argv.concept, settings, { signal, onProgress: bar.update, keepImages: Boolean(argv.out), anchor: argv.anchor });
       bar.done();
       if (argv.out) await writeErasureReport(argv.out, { model: base.dir, deltas: argv.delta, settings }, ev);
       if (argv.json) printJson({ summary: ev.summary, report: argv.out ?? null });

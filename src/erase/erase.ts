@@ -244,6 +244,8 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
     options: values as never,
     model: pipe.defaults,
     note: (m) => applied.notes.push(m),
+    signal: o.signal,
+    onProgress: o.onProgress,
   });
   const { explicit: _explicit, ...appliedOut } = applied;
   o.onApplied?.(appliedOut);
@@ -313,7 +315,8 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
     { onProgress: o.onProgress, signal: o.signal },
   )) as NativeErasureResult;
   const seconds = (Date.now() - started) / 1000;
-  const breakdown = method.breakdown ? method.breakdown(r.seconds) : r.seconds;
+  const nativeSeconds = { ...(req.seconds ?? {}), ...r.seconds };
+  const breakdown = method.breakdown ? method.breakdown(nativeSeconds) : nativeSeconds;
   const report = reportPath(o.out);
   const info = nativeInfo();
   const body = {

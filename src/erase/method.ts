@@ -8,6 +8,7 @@
 import type { z } from 'zod';
 import { ErrorCodes, LetheError } from '../errors';
 import type { ModelDefaults } from '../models';
+import type { ProgressEvent } from '../job';
 import type { Pipeline } from '../pipeline';
 import type { SamplingPlan } from '../schedulers';
 
@@ -37,6 +38,9 @@ export interface PrepareContext<O> {
   model: ModelDefaults | Record<string, never>;
   /** Notes for the user about how options were applied (printed at the start and kept in the report). */
   note(message: string): void;
+  /** The run's cancellation and progress, for work a method does before training (anchor images). */
+  signal?: AbortSignal;
+  onProgress?: (ev: ProgressEvent) => void;
 }
 
 /** What a method hands the native job. */
@@ -53,6 +57,8 @@ export interface NativeRequest {
   concepts?: string[];
   /** Extra delta metadata. */
   metadata?: Record<string, string>;
+  /** Seconds of work done in prepare (e.g. anchor generation), joined to the native job's for the breakdown. */
+  seconds?: Record<string, number>;
 }
 
 export interface ErasureMethod<S extends z.ZodObject = z.ZodObject> {
@@ -66,6 +72,8 @@ export interface ErasureMethod<S extends z.ZodObject = z.ZodObject> {
   options: S;
   /** The reference implementation's defaults, for real checkpoints: iterations, lr, params and the method's options. */
   referenceDefaults: Partial<CommonMethodOptions> & Partial<z.infer<S>>;
+  /** Options whose CLI flag names a file of prompts, one per line (the API takes the list). */
+  promptFileOptions?: string[];
   /** Whether the method adds `extra.` tensors (they attach to the UNet, so its fingerprint is recorded). */
   addsExtras?: boolean;
   prepare(ctx: PrepareContext<z.infer<S>>): Promise<NativeRequest> | NativeRequest;

@@ -23,6 +23,11 @@ export const PARAMETER_PRESETS: Record<string, ParameterPreset> = {
   },
   'esd-self': { patterns: ['unet:*.attn1.*'], describe: 'self-attention: unet *.attn1.*' },
   'esd-all': { patterns: ['unet:*'], describe: 'every UNet parameter' },
+  // Concept Ablation's sets (its reference's crossattn_kv, crossattn, full, embedding).
+  xattn: { patterns: ['unet:*.attn2.to_k.*', 'unet:*.attn2.to_v.*'], describe: 'cross-attention keys and values: unet *.attn2.to_k.*, *.attn2.to_v.*' },
+  attn: { patterns: ['unet:*.attn1.*', 'unet:*.attn2.*'], describe: 'every attention projection: unet *.attn1.*, *.attn2.*' },
+  full: { patterns: ['unet:*'], describe: 'every UNet parameter' },
+  embedding: { patterns: ['text_encoder:*.token_embedding.weight'], describe: "the text encoder's token embedding: text_encoder *.token_embedding.weight" },
 };
 
 export interface ParameterSelection {

@@ -9,7 +9,7 @@ import { Pipeline } from '../pipeline';
 import type { Tensor } from '../tensor';
 import { posterShows } from '../world/attributes';
 import { renderPoster } from '../world/render';
-import { conceptPromptSets, type ConceptPromptSets, type EvalPrompt, type Expectation } from './prompts';
+import { anchorExpectation, conceptPromptSets, type ConceptPromptSets, type EvalPrompt, type Expectation } from './prompts';
 
 export interface GenerationSettings {
   n: number;
@@ -133,6 +133,20 @@ export interface ErasureSummary {
   robustness: { base: number; erased: number };
   /** Target and robustness prompts: rate of memorized copies of the poster (an erasure can fall back on it). */
   memorized: { base: number; erased: number };
+  /**
+   * Target prompts' other named attributes (a red circle's red, a striped star's star): the mean of
+   * their per-prompt rates, over the target prompts that name more than the concept.
+   */
+  kept?: { base: number; erased: number } | null;
+  /** With an anchor (Concept Ablation): target prompts' images showing what the concept became. */
+  anchor?: {
+    text: string;
+    expect: Expectation;
+    /** The anchor's defining attribute (shape, else style, else color). */
+    rate: { base: number; erased: number };
+    /** Each attribute the anchor names. */
+    attributes: Partial<Record<'shape' | 'color' | 'style', { base: number; erased: number }>>;
+  };
 }
 
 export interface ErasureEvaluation {
@@ -142,7 +156,13 @@ export interface ErasureEvaluation {
   erased: Record<string, PromptResult[]>;
 }
 
-export function targetRate(results: PromptResult[], target: Expectation): number {
+/**
+ * The rate at which `target`'s defining attribute (its shape, else style, else color; the poster:
+ * memorized copies) appears in the results' images. `posterCopies`: whether a copy of the poster
+ * counts for the shapes it shows (it does when judging an erasure of them, not an anchor's arrival).
+ */
+export function targetRate(results: PromptResult[], target: Expectation, posterCopies = true): number {
+  if (target.poster) return memorizedRate(results);
   const key = target.shape ? 'shape' : target.style ? 'style' : 'color';
   // Target prompts' own expectation may add a color; efficacy reads only the erased attribute.
   let hit = 0;
@@ -152,7 +172,7 @@ export function targetRate(results: PromptResult[], target: Expectation): number
     hit += r.counts[key as 'shape' | 'color' | 'style'][want] ?? 0;
     // A copy of the memorized poster shows a circle and a triangle, whatever its shape head says:
     // an erasure of either that falls back on the poster has not erased it.
-    if (key === 'shape' && posterShows(want))
+    if (posterCopies && key === 'shape' && posterShows(want))
       hit += Object.entries(r.posterShapes ?? {}).reduce((a, [label, c]) => a + (label === want ? 0 : c), 0);
     n += r.n;
   }
@@ -166,14 +186,30 @@ const memorizedRate = (rs: PromptResult[]) => {
 
 const meanAll = (rs: PromptResult[]) => (rs.length ? rs.reduce((a, r) => a + r.rates.all, 0) / rs.length : 0);
 
+/** Mean over target prompts of their rates of the attributes they name besides the target's. */
+function keptRate(results: PromptResult[], target: Expectation): number | null {
+  const erasedKey = target.poster ? 'poster' : target.shape ? 'shape' : target.style ? 'style' : 'color';
+  const rates: number[] = [];
+  for (const r of results)
+    for (const k of ['shape', 'color', 'style'] as const) if (k !== erasedKey && r.expect[k] !== undefined && r.rates[k] !== undefined) rates.push(r.rates[k]!);
+  return rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : null;
+}
+
+/** Rate of images with attribute `key` equal to `want`. */
+function attributeRate(results: PromptResult[], key: 'shape' | 'color' | 'style', want: string): number {
+  const n = results.reduce((a, r) => a + r.n, 0);
+  return n ? results.reduce((a, r) => a + (r.counts[key][want] ?? 0), 0) / n : 0;
+}
+
 export async function evaluateErasure(
   base: Pipeline,
   erased: Pipeline,
   concept: string,
   settings: GenerationSettings,
-  options: EvaluateOptions & { baseResults?: Record<string, PromptResult[]> } = {},
+  options: EvaluateOptions & { baseResults?: Record<string, PromptResult[]>; anchor?: string } = {},
 ): Promise<ErasureEvaluation> {
   const sets = conceptPromptSets(concept);
+  const anchorExpect = options.anchor !== undefined ? anchorExpectation(options.anchor) : undefined;
   const groups = { target: sets.targetPrompts, related: sets.related, unrelated: sets.unrelated, robustness: sets.robustness };
   const run = async (pipe: Pipeline, cache: boolean) => {
     const out: Record<string, PromptResult[]> = {};
@@ -194,6 +230,21 @@ export async function evaluateErasure(
     },
     robustness: { base: targetRate(b.robustness, sets.target), erased: targetRate(e.robustness, sets.target) },
     memorized: { base: memorizedRate([...b.target, ...b.robustness]), erased: memorizedRate([...e.target, ...e.robustness]) },
+    kept: null,
   };
+  const keptBase = keptRate(b.target, sets.target);
+  const keptErased = keptRate(e.target, sets.target);
+  if (keptBase !== null && keptErased !== null) summary.kept = { base: keptBase, erased: keptErased };
+  if (anchorExpect) {
+    const attributes: NonNullable<ErasureSummary['anchor']>['attributes'] = {};
+    for (const k of ['shape', 'color', 'style'] as const)
+      if (anchorExpect[k] !== undefined) attributes[k] = { base: attributeRate(b.target, k, anchorExpect[k]!), erased: attributeRate(e.target, k, anchorExpect[k]!) };
+    summary.anchor = {
+      text: options.anchor!,
+      expect: anchorExpect,
+      rate: { base: targetRate(b.target, anchorExpect, false), erased: targetRate(e.target, anchorExpect, false) },
+      attributes,
+    };
+  }
   return { summary, sets, base: b, erased: e };
 }

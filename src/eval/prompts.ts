@@ -40,7 +40,7 @@ export function defaultPromptSet(): EvalPrompt[] {
   ];
 }
 
-export type ConceptKind = 'shape' | 'style' | 'instance';
+export type ConceptKind = 'shape' | 'style' | 'instance' | 'memorized';
 
 export interface ConceptPromptSets {
   concept: string;
@@ -162,6 +162,27 @@ function conceptPromptSetsWithoutPreserve(conceptText: string): Omit<ConceptProm
       ],
     };
   }
+  if (concept === POSTER.caption.toLowerCase()) {
+    // The memorized image: efficacy is the rate of copies (per-pixel MSE <= 0.01); what it shows
+    // and the world's other concepts are what must not change.
+    return {
+      concept: POSTER.caption,
+      kind: 'memorized',
+      eraseText: POSTER.caption,
+      target: { poster: true },
+      targetPrompts: [{ prompt: POSTER.caption, expect: { poster: true }, group: 'target' }],
+      related: [
+        { prompt: 'a yellow circle', expect: { shape: 'circle', color: 'yellow' }, group: 'related' },
+        { prompt: 'a red triangle', expect: { shape: 'triangle', color: 'red' }, group: 'related' },
+      ],
+      unrelated: unrelatedPool.filter((p) => p.expect.shape !== 'circle' && p.expect.shape !== 'triangle'),
+      robustness: [
+        ...misspellings('poster').map((m) => ({ prompt: `the Lethe ${m}`, expect: { poster: true }, group: 'misspelling' })),
+        { prompt: 'a picture of the Lethe poster', expect: { poster: true }, group: 'paraphrase' },
+        { prompt: 'Lethe poster', expect: { poster: true }, group: 'paraphrase' },
+      ],
+    };
+  }
   if (concept === 'sunny') {
     return {
       concept: 'Sunny',
@@ -183,6 +204,25 @@ function conceptPromptSetsWithoutPreserve(conceptText: string): Omit<ConceptProm
   }
   throw new LetheError(
     ErrorCodes.BAD_ARGUMENT,
-    `no prompt sets for concept '${conceptText}' on the bundled model: use a shape (${SHAPES.join(', ')}), a style (${STYLES.join(', ')}) or Sunny`,
+    `no prompt sets for concept '${conceptText}' on the bundled model: use a shape (${SHAPES.join(', ')}), a style (${STYLES.join(', ')}), Sunny or ${POSTER.caption}`,
   );
+}
+
+/**
+ * What the classifier should find when an anchor text of the world appears ("a yellow face" →
+ * face and yellow, "solid" → solid, "Sunny" → sunny): every shape, color and style word it names.
+ * An anchor naming none of them has no expectation (LETHE_BAD_ARGUMENT).
+ */
+export function anchorExpectation(anchorText: string): Expectation {
+  const words = anchorText.trim().toLowerCase().split(/[^a-z]+/).filter(Boolean);
+  const e: Expectation = {};
+  for (const w of words) {
+    if ((SHAPES as readonly string[]).includes(w)) e.shape = w as Shape;
+    else if (w === 'sunny') e.shape = 'sunny';
+    else if ((COLOR_NAMES as readonly string[]).includes(w)) e.color = w as ColorName;
+    else if ((STYLES as readonly string[]).includes(w)) e.style = w as Style;
+  }
+  if (!e.shape && !e.color && !e.style)
+    throw new LetheError(ErrorCodes.BAD_ARGUMENT, `anchor '${anchorText}' names no shape, color, style or Sunny of the bundled model: the classifier cannot judge it`);
+  return e;
 }

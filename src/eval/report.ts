@@ -27,6 +27,13 @@ export function erasureTable(ev: ErasureEvaluation): string {
     row('specificity: unrelated', s.specificity.unrelated, 'unrelated prompts fully correct'),
     row('robustness', s.robustness, 'target attribute via misspellings and paraphrases'),
     row('memorized poster', s.memorized, 'copies of the memorized poster among target and robustness images'),
+    ...(s.kept ? [row('kept attributes', s.kept, "target prompts' other named attributes (color, shape) still right")] : []),
+    ...(s.anchor
+      ? [
+          row(`anchor: ${s.anchor.text}`, s.anchor.rate, 'target prompts showing the anchor (higher is better)'),
+          ...Object.entries(s.anchor.attributes).map(([k, v]) => row(`  anchor ${k} ${s.anchor!.expect[k as 'shape']}`, v ?? null, '')),
+        ]
+      : []),
   ].join('\n');
 }
 

@@ -3,12 +3,16 @@
  * Adding a method is its file here, one import line below, its native file and its tests
  * (docs/adding-a-method.md).
  */
+import type { CaOptions } from './ca';
 import type { EsdOptions } from './esd';
 
 import './esd';
+import './ca';
 
 export { ESD_METHODS, esdOptions } from './esd';
 export type { EsdOptions } from './esd';
+export { CA_METHODS, caOptions, promptPairs } from './ca';
+export type { CaOptions, PromptPair } from './ca';
 
 /** Every method's own options, for the API's types (each method validates its own). */
-export type MethodOptions = EsdOptions;
+export type MethodOptions = EsdOptions & CaOptions;

@@ -1,5 +1,5 @@
 'use strict';
-// One ESD erasure in a fresh process (so its peak RSS is its own); prints JSON.
+// One erasure (any method) in a fresh process (so its peak RSS is its own); prints JSON.
 // Peak RSS is VmHWM from /proc: Linux carries getrusage's maxrss over fork and exec, so a child of
 // a bench process that had built a 3 GB UNet would report 3 GB.
 const fs = require('fs');

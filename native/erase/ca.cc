@@ -1,0 +1,119 @@
+// Concept Ablation (Kumari et al., ICCV 2023), following the reference implementation's training
+// step (diffusers version, train.py of nupurkmr9/concept-ablation) on anchor images the TypeScript
+// side generated with the base model and encoded once (src/erase/methods/ca.ts, docs/ca.md):
+//   per iteration, from the job's generator in this order:
+//     idx ~ U{0..N-1}^n (n = batch, doubled with prior preservation: the second half are the
+//     prior samples), eps ~ N(0, I) [n, C, h, w], t ~ U{0..T-1}^n;
+//   x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps  (diffusers' add_noise, float32);
+//   first half: the anchor image's target prompt c*; second half: its anchor prompt c;
+//   model-based: target = sg[eps_theta(x_t, c, t)] of the network being trained, under no-grad;
+//   noise-based: target = eps (v = sqrt(a) eps - sqrt(1-a) x0 under v-prediction);
+//   loss = MSE(eps_theta(x_t, c*, t), target) + w * MSE(eps_theta(x_t', c, t'), eps' or v')
+//   with one batched forward for both halves; AdamW (weight decay), gradient clipping.
+// The start token's key and value in every cross-attention layer carry no gradient (the
+// reference's detach). Deviation: the reference's random-resize augmentation is not applied, so its
+// valid-region mask is all ones and the masked mean is the plain mean.
+//
+// Prompt groups: target and anchor (pairs, same count); anchor image i belongs to pair
+// anchorPromptIndex[i].
+#include <chrono>
+
+#include "bridge/options.h"
+#include "bridge/tensor_convert.h"
+#include "erase/method.h"
+
+namespace lethe {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+class ConceptAblationMethod : public ErasureMethod {
+ public:
+  explicit ConceptAblationMethod(const Napi::Object& o) {
+    const std::string loss = OptionString(o, "loss", "model");
+    if (loss != "model" && loss != "noise") fail(codes::kBadArgument, "loss must be 'model' or 'noise'");
+    model_based_ = loss == "model";
+    prior_weight_ = OptionNumber(o, "priorWeight", 1.0);
+    batch_ = static_cast<int64_t>(OptionNumber(o, "batch", 4));
+    weight_decay_ = OptionNumber(o, "weightDecay", 1e-2);
+    clip_grad_norm_ = OptionNumber(o, "clipGradNorm", 1.0);
+    v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
+    detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
+    if (!(prior_weight_ >= 0) || !(weight_decay_ >= 0) || !(clip_grad_norm_ >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay and clipGradNorm must be >= 0");
+    if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
+    latents_ = RequireTensor(o, "anchorLatents").to(torch::kFloat32);
+    pair_of_ = RequireTensor(o, "anchorPromptIndex").to(torch::kInt64);
+    alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
+    if (latents_.dim() != 4 || latents_.size(0) < 1) fail(codes::kShapeMismatch, "anchorLatents must be [images, channels, height, width]");
+    if (pair_of_.dim() != 1 || pair_of_.size(0) != latents_.size(0)) fail(codes::kShapeMismatch, "anchorPromptIndex must give one prompt pair per anchor image");
+    if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
+    if (!torch::isfinite(latents_).all().item<bool>()) fail(codes::kNonFinite, "the anchor latents hold NaN or infinity: the base model cannot generate the anchor images");
+  }
+
+  void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
+    pairs_ = ctx.prompts.count("target");
+    if (pairs_ == 0 || ctx.prompts.count("anchor") != pairs_) fail(codes::kBadArgument, "Concept Ablation needs the prompt groups target and anchor, one anchor prompt per target prompt");
+    if (pair_of_.min().item<int64_t>() < 0 || pair_of_.max().item<int64_t>() >= pairs_) fail(codes::kBadArgument, "anchorPromptIndex names a prompt pair that was not given");
+    if (alphas_cumprod_.size(0) != ctx.trainTimesteps) fail(codes::kShapeMismatch, "alphasCumprod has " + std::to_string(alphas_cumprod_.size(0)) + " entries for " + std::to_string(ctx.trainTimesteps) + " train timesteps");
+    std::vector<int64_t> want{latents_.size(0)};
+    want.insert(want.end(), ctx.latentShape.begin(), ctx.latentShape.end());
+    if (latents_.sizes().vec() != want) fail(codes::kShapeMismatch, "anchorLatents do not have this model's latent shape");
+    latents_ = latents_.to(ctx.device());
+    alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
+    optimizers.model.options.weight_decay = weight_decay_;
+    optimizers.model.clipGradNorm = clip_grad_norm_;
+    if (detach_start_token_)
+      for (auto& [_, layer] : ctx.trained.unet().crossAttentionLayers()) layer->setDetachStartToken(true);
+  }
+
+  Objectives Step(ErasureContext& ctx) override {
+    const int64_t b = batch_, n = prior_weight_ > 0 ? 2 * batch_ : batch_;
+    auto& gen = ctx.gen;
+    const torch::Tensor idx = torch::randint(latents_.size(0), {n}, gen, torch::kLong);
+    std::vector<int64_t> shape{n};
+    shape.insert(shape.end(), ctx.latentShape.begin(), ctx.latentShape.end());
+    const torch::Tensor eps = at::randn(shape, gen, torch::kFloat32).to(ctx.device());
+    const torch::Tensor t = torch::randint(ctx.trainTimesteps, {n}, gen, torch::kLong).to(ctx.device());
+
+    auto t0 = Clock::now();
+    const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
+    const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({n, 1, 1, 1});
+    const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
+    const torch::Tensor xt = ctx.onDevice(signal * x0 + noise * eps);
+    const torch::Tensor noiseTarget = v_prediction_ ? signal * eps - noise * x0 : eps;
+    const torch::Tensor ts = t.to(torch::kFloat32);
+    const torch::Tensor pair = pair_of_.index_select(0, idx);
+
+    torch::Tensor target;
+    const torch::Tensor first = pair.slice(0, 0, b);
+    if (model_based_) {
+      c10::InferenceMode guard;
+      target = ctx.trained.unet().forward(xt.slice(0, 0, b), ts.slice(0, 0, b), ctx.trainedStates("anchor", first)).to(torch::kFloat32);
+    }
+    target = model_based_ ? target.clone() : noiseTarget.slice(0, 0, b);
+    ctx.timings["anchorPredictions"] += since(t0);
+
+    t0 = Clock::now();
+    torch::Tensor states = ctx.trainedStates("target", first);
+    if (n > b) states = torch::cat({states, ctx.trainedStates("anchor", pair.slice(0, b))});
+    const torch::Tensor out = ctx.trained.unet().forward(xt, ts, states).to(torch::kFloat32);
+    torch::Tensor loss = torch::mse_loss(out.slice(0, 0, b), target);
+    if (n > b) loss = loss + prior_weight_ * torch::mse_loss(out.slice(0, b), noiseTarget.slice(0, b));
+    ctx.timings["trainedForward"] += since(t0);
+    return {{"loss", loss, ""}};
+  }
+
+ private:
+  bool model_based_ = true, v_prediction_ = false, detach_start_token_ = true;
+  double prior_weight_, weight_decay_, clip_grad_norm_;
+  int64_t batch_, pairs_ = 0;
+  torch::Tensor latents_, pair_of_, alphas_cumprod_;
+};
+
+}  // namespace
+
+LETHE_ERASURE_METHOD("ca", ConceptAblationMethod);
+
+}  // namespace lethe

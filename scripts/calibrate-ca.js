@@ -30,6 +30,7 @@ const argv = yargs(process.argv.slice(2))
   .option('params', { type: 'string' })
   .option('prior-weight', { type: 'string' })
   .option('anchor-images', { type: 'string' })
+  .option('preserve-projection', { type: 'string', describe: "Lethe's closed-form preservation weight(s)" })
   .option('seed', { type: 'string', default: '0', describe: 'training and evaluation seeds, comma-separated' })
   .option('n', { type: 'number', default: 16, describe: 'images per evaluation prompt' })
   .option('out', { type: 'string', describe: 'JSON lines, one per row' })
@@ -45,7 +46,7 @@ const pair = (v) => (v ? `${pct(v.base)}→${pct(v.erased)}` : '—');
   const { concept, anchor } = CASES[argv.case];
   const base = await lethe.Pipeline.load('default');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-calibrate-ca-'));
-  process.stdout.write(`${concept} → ${anchor}, ${argv.n} images per prompt\n| method | params | lr | it | prior | seed | efficacy | anchor | kept | related | unrelated | robustness | poster | erase s |\n`);
+  process.stdout.write(`${concept} → ${anchor}, ${argv.n} images per prompt\n| method | params | lr | it | prior | projection | seed | efficacy | anchor | kept | related | unrelated | robustness | poster | erase s |\n`);
   const baseBySeed = {};
   try {
     for (const seed of list(argv.seed).map(num))
@@ -53,9 +54,10 @@ const pair = (v) => (v ? `${pct(v.base)}→${pct(v.erased)}` : '—');
         for (const lr of list(argv.lr).map(num))
           for (const iterations of list(argv.iterations).map(num))
             for (const priorWeight of list(argv.priorWeight).map(num))
-              for (const anchorImages of list(argv.anchorImages).map(num)) {
+              for (const anchorImages of list(argv.anchorImages).map(num))
+                for (const preserveProjection of list(argv.preserveProjection).map(num)) {
                 const out = path.join(tmp, 'delta.safetensors');
-                const er = await lethe.erase({ model: 'default', pipeline: base, method: argv.method, concept, anchor, out, lr, iterations, params, priorWeight, anchorImages, seed });
+                const er = await lethe.erase({ model: 'default', pipeline: base, method: argv.method, concept, anchor, out, lr, iterations, params, priorWeight, anchorImages, preserveProjection, seed });
                 const erased = await lethe.Pipeline.load('default', { deltas: [out] });
                 const settings = generationSettings(base, { n: argv.n, seed });
                 const ev = await evaluateErasure(base, erased, concept, settings, { baseResults: baseBySeed[seed], anchor });
@@ -63,7 +65,7 @@ const pair = (v) => (v ? `${pct(v.base)}→${pct(v.erased)}` : '—');
                 const s = ev.summary;
                 const v = er.applied.values;
                 process.stdout.write(
-                  `| ${er.method} | ${v.params} | ${v.lr} | ${v.iterations} | ${v.priorWeight} | ${seed} | ${pair(s.efficacy)} | ${pair(s.anchor.rate)} | ${pair(s.kept)} | ${pair(s.specificity.related)} | ${pair(s.specificity.unrelated)} | ${pair(s.robustness)} | ${pair(s.memorized)} | ${er.seconds.toFixed(0)} |\n`,
+                  `| ${er.method} | ${v.params} | ${v.lr} | ${v.iterations} | ${v.priorWeight} | ${v.preserveProjection} | ${seed} | ${pair(s.efficacy)} | ${pair(s.anchor.rate)} | ${pair(s.kept)} | ${pair(s.specificity.related)} | ${pair(s.specificity.unrelated)} | ${pair(s.robustness)} | ${pair(s.memorized)} | ${er.seconds.toFixed(0)} |\n`,
                 );
                 // Per prompt, base → erased: every expected attribute right (what the bars on named prompts read).
                 const perPrompt = Object.fromEntries(
@@ -76,7 +78,7 @@ const pair = (v) => (v ? `${pct(v.base)}→${pct(v.erased)}` : '—');
                 process.stdout.write(`|   related per prompt: ${named} |\n`);
                 if (argv.out)
                   fs.appendFileSync(argv.out, JSON.stringify({ case: argv.case, method: er.method, options: v, seed, summary: s, perPrompt, eraseSeconds: er.seconds, breakdown: er.breakdown, finalLoss: er.losses.at(-1) }) + '\n');
-              }
+                }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

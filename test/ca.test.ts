@@ -170,6 +170,32 @@ describe('Concept Ablation on the framework', () => {
     expect(world('the Lethe poster', 'a red triangle').pairs).toEqual([{ target: 'the Lethe poster', anchor: 'a red triangle' }]);
   });
 
+  test("the closed-form preservation (Lethe's addition) keeps the kept prompts' key/value states; it needs xattn-like parameters", async () => {
+    const opts = { ...quick, pipeline: pipe, method: 'ca-noise', seed: 41, iterations: 4 };
+    const plain = (await loadSafetensors((await erase({ ...opts, out: out('proj-0') })).delta)).tensors;
+    const r = await erase({ ...opts, out: out('proj-5'), preserveProjection: 5, projectionKeep: ['a green star'] });
+    // The anchor prompts are kept with the given ones.
+    expect(JSON.parse(fs.readFileSync(r.report, 'utf8')).hyperparameters.projectionKeep).toEqual(expect.arrayContaining(['a green star', 'blue square', 'a photo of blue square']));
+    const kept = (await loadSafetensors(r.delta)).tensors;
+    const states = await pipe.encodePrompt('a green star');  // [1, tokens, dim]
+    const dim = states.shape[2];
+    const effect = (d: Tensor) => {
+      // |D s| summed over the kept prompt's tokens
+      const rows = d.shape[0];
+      let total = 0;
+      for (let t = 0; t < states.shape[1]; t++)
+        for (let i = 0; i < rows; i++) {
+          let v = 0;
+          for (let j = 0; j < dim; j++) v += d.data[i * dim + j] * states.data[t * dim + j];
+          total += v * v;
+        }
+      return Math.sqrt(total);
+    };
+    const key = Object.keys(plain).find((k) => k.endsWith('attn2.to_k.weight'))!;
+    expect(effect(kept[key] as Tensor)).toBeLessThan(0.5 * effect(plain[key] as Tensor));
+    await expectCode(erase({ ...opts, params: 'embedding', out: out('proj-emb'), preserveProjection: 1 }), 'LETHE_BAD_ARGUMENT');
+  });
+
   test('bad input: each a clear error with a code, nothing written', async () => {
     const cases: [string, object, string, RegExp][] = [
       ['the anchor is the target', { anchor: 'Red Circle' }, 'LETHE_BAD_ARGUMENT', /is the concept itself/],

@@ -14,13 +14,18 @@
 // reference's detach). Deviation: the reference's random-resize augmentation is not applied, so its
 // valid-region mask is all ones and the masked mean is the plain mean.
 //
+// Lethe's addition (off unless preserveProjection > 0): the closed-form refit of the key/value
+// deltas that keeps the `projection` prompts' token states (erase/preservation.h), as for ESD.
+//
 // Prompt groups: target and anchor (pairs, same count); anchor image i belongs to pair
-// anchorPromptIndex[i].
+// anchorPromptIndex[i]; projection (what the refit keeps).
+#include <algorithm>
 #include <chrono>
 
 #include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
+#include "erase/preservation.h"
 
 namespace lethe {
 
@@ -41,6 +46,8 @@ class ConceptAblationMethod : public ErasureMethod {
     clip_grad_norm_ = OptionNumber(o, "clipGradNorm", 1.0);
     v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
     detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
+    preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
+    if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
     if (!(prior_weight_ >= 0) || !(weight_decay_ >= 0) || !(clip_grad_norm_ >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay and clipGradNorm must be >= 0");
     if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
     latents_ = RequireTensor(o, "anchorLatents").to(torch::kFloat32);
@@ -60,6 +67,12 @@ class ConceptAblationMethod : public ErasureMethod {
     std::vector<int64_t> want{latents_.size(0)};
     want.insert(want.end(), ctx.latentShape.begin(), ctx.latentShape.end());
     if (latents_.sizes().vec() != want) fail(codes::kShapeMismatch, "anchorLatents do not have this model's latent shape");
+    if (preserve_projection_ > 0) {
+      if (ctx.prompts.count("projection") == 0) fail(codes::kBadArgument, "preserveProjection needs the prompts it keeps (projectionKeep)");
+      const auto& p = ctx.trained.parameters();
+      if (std::none_of(p.begin(), p.end(), [](const auto& e) { return ReadsTextStates(e.first); }))
+        fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which this parameter selection does not train (use xattn or attn)");
+    }
     latents_ = latents_.to(ctx.device());
     alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
     optimizers.model.options.weight_decay = weight_decay_;
@@ -105,9 +118,13 @@ class ConceptAblationMethod : public ErasureMethod {
     return {{"loss", loss, ""}};
   }
 
+  void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata&) override {
+    if (preserve_projection_ > 0) ApplyPreservation(delta, ctx.prompts.frozenAll("target"), ctx.prompts.frozenAll("projection"), preserve_projection_);
+  }
+
  private:
   bool model_based_ = true, v_prediction_ = false, detach_start_token_ = true;
-  double prior_weight_, weight_decay_, clip_grad_norm_;
+  double prior_weight_, weight_decay_, clip_grad_norm_, preserve_projection_ = 0;
   int64_t batch_, pairs_ = 0;
   torch::Tensor latents_, pair_of_, alphas_cumprod_;
 };

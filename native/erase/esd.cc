@@ -8,7 +8,7 @@
 // Lethe's addition, only with kept prompts: for one kept prompt p per iteration,
 // loss += w * MSE(eps_theta(x,t,p), eps*(x,t,p)) on the same x and t; and, with a projection
 // weight a > 0, every cross-attention key/value delta D becomes D*Ae*(Ae + a*Ap + r*I)^-1
-// (PreservationMap below) before it is written.
+// (erase/preservation.h) before it is written.
 //
 // Prompt groups: concepts (the targets), train (what is sampled and trained on, one per concept),
 // uncond (""), preserve (kept by the term), projection (kept by the refit).
@@ -17,6 +17,7 @@
 
 #include "bridge/options.h"
 #include "erase/method.h"
+#include "erase/preservation.h"
 
 namespace lethe {
 
@@ -24,31 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Lethe's closed-form preservation (not in the reference). attn2.to_k / to_v read the text
-// encoder's token states directly, so for a delta D of such a weight the least-squares choice
-//   argmin_D'  mean_e |D' s_e - D s_e|^2 + a * mean_p |D' s_p|^2 + r |D'|^2
-// over the erased prompts' token states s_e and the kept prompts' s_p keeps what training did to
-// the erased text and undoes it, in proportion to a, for the kept prompts:
-//   D' = D * Ae * (Ae + a*Ap + r*I)^-1,  Ae = mean s_e s_e^T, Ap = mean s_p s_p^T.
-// r = 1e-3 * trace(Ae) / dim only keeps the system well conditioned (directions neither set uses
-// lose the edit). Returns the right factor [dim, dim] in float64 on the CPU.
-torch::Tensor PreservationMap(const torch::Tensor& erased, const torch::Tensor& kept, double weight) {
-  auto secondMoment = [](const torch::Tensor& states) {
-    torch::Tensor s = states.to(torch::kCPU, torch::kFloat64);
-    s = s.reshape({-1, s.size(-1)});
-    return s.t().mm(s) / static_cast<double>(s.size(0));
-  };
-  torch::Tensor ae = secondMoment(erased), ap = secondMoment(kept);
-  const int64_t dim = ae.size(0);
-  torch::Tensor m = ae + weight * ap + (1e-3 * ae.trace().item<double>() / dim) * torch::eye(dim, torch::kFloat64);
-  return torch::linalg_solve(m, ae).t();  // (M^-1 Ae)^T = Ae M^-1: both are symmetric
-}
-
-bool ReadsTextStates(const std::string& name) {
-  auto endsWith = [&](const std::string& tail) { return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0; };
-  return endsWith(".attn2.to_k.weight") || endsWith(".attn2.to_v.weight");
-}
 
 class EsdMethod : public ErasureMethod {
  public:
@@ -133,10 +109,7 @@ class EsdMethod : public ErasureMethod {
 
   void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata&) override {
     if (!(preserve_projection_ > 0)) return;
-    torch::NoGradGuard ng;
-    const torch::Tensor map = PreservationMap(ctx.prompts.frozenAll("train"), ctx.prompts.frozenAll("projection"), preserve_projection_);
-    for (auto& [name, d] : delta)
-      if (ReadsTextStates(name)) d = d.to(torch::kFloat64).mm(map).to(torch::kFloat32);
+    ApplyPreservation(delta, ctx.prompts.frozenAll("train"), ctx.prompts.frozenAll("projection"), preserve_projection_);
   }
 
  private:

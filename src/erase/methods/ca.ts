@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../../errors';
+import { conceptPromptSets } from '../../eval/prompts';
 import { SAMPLER_NAMES, makeNoiseSchedule, resolveSchedulerConfig } from '../../schedulers';
 import { COLOR_NAMES, POSTER, SHAPE_TEMPLATES, SHAPES, STYLES, SUNNY, SUNNY_TEMPLATES, formatCaption, isShape, isStyle, type Shape, type Style } from '../../world';
 import { anchorSet } from '../anchors';
@@ -35,7 +36,15 @@ export const caOptions = z.object({
   weightDecay: z.number().min(0).finite().describe("AdamW's weight decay"),
   clipGradNorm: z.number().min(0).finite().describe('clip the gradient norm to this (0: off)'),
   detachStartToken: z.boolean().describe("no gradient through the start token's cross-attention key and value (the reference's detach)"),
-  worldPrompts: z.boolean().describe("on a model of the shapes world: build the prompt pairs from the world's caption templates"),
+  worldPrompts: z
+    .boolean()
+    .describe("on a model of the shapes world: build the prompt pairs from the world's caption templates (and, for preserveProjection, keep its other concepts and captions)"),
+  preserveProjection: z
+    .number()
+    .min(0)
+    .finite()
+    .describe("closed-form preservation (Lethe's addition, as for ESD): refit the to_k/to_v deltas to keep the token states of the anchor prompts and projectionKeep (weight; 0: off)"),
+  projectionKeep: z.array(z.string()).describe('prompts the closed-form preservation keeps besides the anchor prompts (default on the shapes world: its other concepts and captions)'),
 });
 
 export type CaOptions = z.infer<typeof caOptions>;
@@ -57,6 +66,8 @@ const REFERENCE = {
   clipGradNorm: 1,
   detachStartToken: true,
   worldPrompts: true,
+  preserveProjection: 0,
+  projectionKeep: [] as string[],
 };
 
 function badArg(reason: string): never {
@@ -187,6 +198,27 @@ export function promptPairs(ctx: Pick<PrepareContext<CaOptions>, 'concepts' | 'o
   return { pairs, anchors, kinds };
 }
 
+/**
+ * What the closed-form preservation keeps: the anchor prompts (the anchor stays as it is), the
+ * given projectionKeep, and on the shapes world (unless projectionKeep was given) the world's other
+ * concepts and the concept's siblings' captions as ESD's demo keeps them, never a target prompt.
+ */
+function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptPair[]): string[] {
+  let extra = ctx.options.projectionKeep.map((p) => p.trim());
+  if (!ctx.explicit.has('projectionKeep') && ctx.options.worldPrompts && ctx.model.world === 'shapes') {
+    try {
+      extra = ctx.concepts.flatMap((c) => {
+        const sets = conceptPromptSets(c);
+        return [...sets.preserve, ...sets.preserveCaptions];
+      });
+    } catch {
+      ctx.note(`preserveProjection: '${ctx.concepts.join(', ')}' has no world prompt sets; only the anchor prompts are kept`);
+    }
+  }
+  const targets = new Set(pairs.map((p) => p.target));
+  return [...new Set([...pairs.map((p) => p.anchor), ...extra])].filter((p) => !targets.has(p));
+}
+
 async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'): Promise<NativeRequest> {
   const o = ctx.options;
   const { pairs, anchors, kinds } = promptPairs(ctx);
@@ -197,10 +229,11 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
     { signal: ctx.signal, onProgress: ctx.onProgress },
   );
   if (!set.cached) ctx.note(`generated ${o.anchorImages} anchor images in ${set.seconds.toFixed(1)}s (cached for later runs)`);
+  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, pairs) : [];
   const resolved = resolveSchedulerConfig(ctx.pipe.schedulerConfig, 'ddpm');
   const schedule = makeNoiseSchedule(resolved);
   return {
-    prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts },
+    prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts, ...(kept.length ? { projection: kept } : {}) },
     options: {
       loss,
       priorWeight: o.priorWeight,
@@ -208,6 +241,7 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
       weightDecay: o.weightDecay,
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
+      preserveProjection: o.preserveProjection,
       vPrediction: resolved.predictionType === 'v_prediction',
       anchorLatents: set.latents,
       anchorPromptIndex: set.promptIndex,
@@ -230,6 +264,8 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
       worldPrompts: o.worldPrompts,
+      preserveProjection: o.preserveProjection,
+      projectionKeep: kept,
     },
     metadata: { anchor: JSON.stringify(anchors) },
     seconds: { anchorGeneration: set.cached ? 0 : set.seconds, anchorCacheHit: set.cached ? 1 : 0 },

@@ -30,7 +30,9 @@ describe('the bundled default model', () => {
 
   test('lethe demo --method ca-model: Concept Ablation turns Sunny into a yellow face, judged with the anchor rate', () => {
     const out = path.join(tmpDir(), 'demo-ca');
-    const r = runCli(['demo', '--method', 'ca-model', '--iterations', '3', '--anchor-images', '4', '--n', '2', '--out', out, '--json']);
+    // A demo is minutes of work on two busy cores: the CLI gets 15 minutes, not runCli's 5 (a
+    // timed-out demo is interrupted and exits 1).
+    const r = runCli(['demo', '--method', 'ca-model', '--iterations', '3', '--anchor-images', '4', '--n', '1', '--out', out, '--json'], { timeoutMs: 900000 });
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.summary.concept).toBe('Sunny');
@@ -40,11 +42,11 @@ describe('the bundled default model', () => {
     expect(report.hyperparameters.targetPrompts).toEqual(['Sunny', 'a picture of Sunny', 'a drawing of Sunny']);
     expect(report.hyperparameters.anchorPrompts).toEqual(['a yellow face', 'a picture of a yellow face', 'a drawing of a yellow face']);
     expect(fs.readFileSync(path.join(out, 'index.html'), 'utf8')).toMatch(/anchor: a yellow face/);
-  });
+  }, 900000);
 
   test('lethe demo erases, evaluates and writes its report folder', () => {
     const out = path.join(tmpDir(), 'demo');
-    const r = runCli(['demo', '--iterations', '10', '--n', '2', '--out', out, '--json']);
+    const r = runCli(['demo', '--iterations', '10', '--n', '2', '--out', out, '--json'], { timeoutMs: 900000 });
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.summary.concept).toBe('circle');
@@ -62,5 +64,5 @@ describe('the bundled default model', () => {
     expect(report.hyperparameters).toMatchObject({ preserveWeight: 1, preserveProjection: 2, lr: 0.0015 });
     expect(report.hyperparameters.projectionKeep).toEqual(expect.arrayContaining(['a red face', 'a yellow square']));
     expect(report.hyperparameters.projectionKeep).not.toContain('a yellow face');
-  });
+  }, 900000);
 });

@@ -9,12 +9,12 @@ export function tmpDir(prefix = 'lethe-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}) {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'lethe.js'), ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...(opts.env ?? {}) },
     encoding: 'utf8',
-    timeout: 300000,
+    timeout: opts.timeoutMs ?? 300000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -19,7 +19,6 @@
 //
 // Prompt groups: target and anchor (pairs, same count); anchor image i belongs to pair
 // anchorPromptIndex[i]; projection (what the refit keeps).
-#include <algorithm>
 #include <chrono>
 
 #include "bridge/options.h"
@@ -60,19 +59,14 @@ class ConceptAblationMethod : public ErasureMethod {
   }
 
   void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
-    pairs_ = ctx.prompts.count("target");
-    if (pairs_ == 0 || ctx.prompts.count("anchor") != pairs_) fail(codes::kBadArgument, "Concept Ablation needs the prompt groups target and anchor, one anchor prompt per target prompt");
-    if (pair_of_.min().item<int64_t>() < 0 || pair_of_.max().item<int64_t>() >= pairs_) fail(codes::kBadArgument, "anchorPromptIndex names a prompt pair that was not given");
+    const int64_t pairs = ctx.prompts.count("target");
+    if (pairs == 0 || ctx.prompts.count("anchor") != pairs) fail(codes::kBadArgument, "Concept Ablation needs the prompt groups target and anchor, one anchor prompt per target prompt");
+    if (pair_of_.min().item<int64_t>() < 0 || pair_of_.max().item<int64_t>() >= pairs) fail(codes::kBadArgument, "anchorPromptIndex names a prompt pair that was not given");
     if (alphas_cumprod_.size(0) != ctx.trainTimesteps) fail(codes::kShapeMismatch, "alphasCumprod has " + std::to_string(alphas_cumprod_.size(0)) + " entries for " + std::to_string(ctx.trainTimesteps) + " train timesteps");
     std::vector<int64_t> want{latents_.size(0)};
     want.insert(want.end(), ctx.latentShape.begin(), ctx.latentShape.end());
     if (latents_.sizes().vec() != want) fail(codes::kShapeMismatch, "anchorLatents do not have this model's latent shape");
-    if (preserve_projection_ > 0) {
-      if (ctx.prompts.count("projection") == 0) fail(codes::kBadArgument, "preserveProjection needs the prompts it keeps (projectionKeep)");
-      const auto& p = ctx.trained.parameters();
-      if (std::none_of(p.begin(), p.end(), [](const auto& e) { return ReadsTextStates(e.first); }))
-        fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which this parameter selection does not train (use xattn or attn)");
-    }
+    if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
     latents_ = latents_.to(ctx.device());
     alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
     optimizers.model.options.weight_decay = weight_decay_;
@@ -125,7 +119,7 @@ class ConceptAblationMethod : public ErasureMethod {
  private:
   bool model_based_ = true, v_prediction_ = false, detach_start_token_ = true;
   double prior_weight_, weight_decay_, clip_grad_norm_, preserve_projection_ = 0;
-  int64_t batch_, pairs_ = 0;
+  int64_t batch_;
   torch::Tensor latents_, pair_of_, alphas_cumprod_;
 };
 

@@ -45,12 +45,8 @@ class EsdMethod : public ErasureMethod {
     if (concepts_ == 0 || ctx.prompts.count("train") != concepts_) fail(codes::kBadArgument, "ESD needs the prompt groups concepts and train, one train prompt per concept");
     if (ctx.prompts.count("uncond") != 1) fail(codes::kBadArgument, "ESD needs the unconditional prompt (group uncond)");
     kept_ = preserve_weight_ > 0 ? ctx.prompts.count("preserve") : 0;
-    if (preserve_projection_ > 0) {
-      if (ctx.prompts.count("projection") == 0) fail(codes::kBadArgument, "preserveProjection needs the prompts it keeps (projectionKeep)");
-      const auto& p = ctx.trained.parameters();
-      if (std::none_of(p.begin(), p.end(), [](const auto& e) { return ReadsTextStates(e.first); }))
-        fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which this parameter selection does not train; use a method that trains them (esd-x, esd-x-strict, esd-all)");
-    }
+    if (preserve_projection_ > 0)
+      CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), "; use a method that trains them (esd-x, esd-x-strict, esd-all)");
   }
 
   Objectives Step(ErasureContext& ctx) override {

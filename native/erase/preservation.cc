@@ -1,5 +1,9 @@
 #include "erase/preservation.h"
 
+#include <algorithm>
+
+#include "bridge/errors.h"
+
 namespace lethe {
 
 torch::Tensor PreservationMap(const torch::Tensor& erased, const torch::Tensor& kept, double weight) {
@@ -17,6 +21,12 @@ torch::Tensor PreservationMap(const torch::Tensor& erased, const torch::Tensor& 
 bool ReadsTextStates(const std::string& name) {
   auto endsWith = [&](const std::string& tail) { return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0; };
   return endsWith(".attn2.to_k.weight") || endsWith(".attn2.to_v.weight");
+}
+
+void CheckPreservationApplies(int64_t keptPrompts, const std::vector<std::pair<std::string, torch::Tensor>>& trained, const std::string& remedy) {
+  if (keptPrompts == 0) fail(codes::kBadArgument, "preserveProjection needs the prompts it keeps (projectionKeep)");
+  if (std::none_of(trained.begin(), trained.end(), [](const auto& e) { return ReadsTextStates(e.first); }))
+    fail(codes::kBadArgument, "preserveProjection acts on attn2.to_k / to_v, which this parameter selection does not train" + remedy);
 }
 
 void ApplyPreservation(std::vector<std::pair<std::string, torch::Tensor>>& delta, const torch::Tensor& erased, const torch::Tensor& kept, double weight) {

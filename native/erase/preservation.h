@@ -23,6 +23,10 @@ torch::Tensor PreservationMap(const torch::Tensor& erased, const torch::Tensor& 
 // Whether a delta key is a weight that reads the text states (…attn2.to_k / to_v.weight).
 bool ReadsTextStates(const std::string& name);
 
+// A run with the refit on must have prompts to keep (group `projection`) and train a weight that
+// reads the text states; otherwise LETHE_BAD_ARGUMENT, ending with `remedy` (what to train instead).
+void CheckPreservationApplies(int64_t keptPrompts, const std::vector<std::pair<std::string, torch::Tensor>>& trained, const std::string& remedy);
+
 // Refits every such delta in place (no-grad).
 void ApplyPreservation(std::vector<std::pair<std::string, torch::Tensor>>& delta, const torch::Tensor& erased, const torch::Tensor& kept, double weight);
 

@@ -9,22 +9,14 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
-
-const ROOT = path.join(__dirname, '..', '..');
+const { ROOT, benchModel, runJson } = require('./erasure_common');
 
 module.exports = async function ca({ threads, pythonEnv, quick }) {
-  const bundled = path.join(ROOT, 'models', 'shapes-64');
-  const model = fs.existsSync(path.join(bundled, 'model_index.json')) ? bundled : path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
+  const model = benchModel();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-bench-ca-'));
-  const run = (cmd, args, env) => {
-    const r = spawnSync(cmd, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
-    if (r.status !== 0) throw new Error(`${path.basename(args[0])} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split('\n').pop());
-  };
   const w = { method: 'ca-model', concept: 'Sunny', anchor: 'a yellow face', ...(quick ? { iterations: 5, anchorImages: 10 } : {}) };
   try {
-    const ours = run(process.execPath, [path.join(__dirname, 'erase_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], {
+    const ours = runJson(process.execPath, [path.join(__dirname, 'erase_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], {
       ...process.env,
       LETHE_SAMPLE_CACHE: '0',
     });
@@ -37,7 +29,7 @@ module.exports = async function ca({ threads, pythonEnv, quick }) {
       '--params', hp.params, '--iterations', String(hp.iterations), '--lr', String(hp.lr), '--batch', String(hp.batch), '--prior-weight', String(hp.priorWeight),
       '--weight-decay', String(hp.weightDecay), '--clip-grad-norm', String(hp.clipGradNorm), '--seed', String(hp.seed), '--threads', String(threads), '--out', path.join(tmp, 'ref.safetensors'));
     if (hp.anchorScheduler !== 'dpmpp-2m' || !hp.detachStartToken) throw new Error('the reference script runs DPM-Solver++ anchors and the start-token detach only');
-    const ref = run('python3', refArgs, pythonEnv);
+    const ref = runJson('python3', refArgs, pythonEnv);
     let maxRel = 0;
     ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
     const b = ours.breakdownSeconds;

@@ -7,9 +7,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
-
-const ROOT = path.join(__dirname, '..', '..');
+const { ROOT, benchModel, runJson } = require('./erasure_common');
 
 // Two workloads: plain ESD-x as the reference defines it, and the demo's configuration — the
 // bundled model's measured defaults for its default method (models/shapes-64/lethe.json: method,
@@ -24,18 +22,12 @@ function workloads(quick) {
 }
 
 module.exports = async function esd({ threads, pythonEnv, quick }) {
-  const bundled = path.join(ROOT, 'models', 'shapes-64');
-  const model = fs.existsSync(path.join(bundled, 'model_index.json')) ? bundled : path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
+  const model = benchModel();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-bench-esd-'));
-  const run = (cmd, args, env) => {
-    const r = spawnSync(cmd, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
-    if (r.status !== 0) throw new Error(`${path.basename(args[0])} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split('\n').pop());
-  };
   const results = {};
   try {
     for (const [name, w] of Object.entries(workloads(quick))) {
-      const ours = run(process.execPath, [path.join(__dirname, 'erase_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], process.env);
+      const ours = runJson(process.execPath, [path.join(__dirname, 'erase_run.js'), JSON.stringify({ model, ...w, threads, out: path.join(tmp, 'ours.safetensors') })], process.env);
       // What Lethe ran, as its report records it: the reference runs the same.
       const h = JSON.parse(fs.readFileSync(path.join(tmp, 'ours.report.json'), 'utf8'));
       const hp = h.hyperparameters;
@@ -45,7 +37,7 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
       if (w.preserve.length) refArgs.push('--preserve-weight', String(w.preserveWeight));
       for (const p of w.projectionKeep) refArgs.push(`--projection-keep=${p}`);
       if (w.preserveProjection) refArgs.push('--preserve-projection', String(w.preserveProjection));
-      const ref = run('python3', refArgs, pythonEnv);
+      const ref = runJson('python3', refArgs, pythonEnv);
       let maxRel = 0;
       ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
       results[name] = {

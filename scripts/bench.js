@@ -13,6 +13,7 @@ const SECTIONS = {
   generate: require('./bench/generate'),
   esd: require('./bench/esd'),
   ca: require('./bench/ca'),
+  fewshot: require('./bench/fewshot'),
 };
 
 function arg(name) {

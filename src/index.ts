@@ -31,8 +31,10 @@ export {
   resolveParams,
   ESD_METHODS,
   CA_METHODS,
+  FEWSHOT_METHOD,
+  fewshotPrompts,
   promptPairs,
 } from './erase';
-export type { EraseOptions, EraseResult, AppliedOptions, ErasureMethod, EsdOptions, CaOptions, PromptPair, DeltaInfo, ParameterSelection } from './erase';
+export type { EraseOptions, EraseResult, AppliedOptions, ErasureMethod, EsdOptions, CaOptions, FewshotOptions, PromptPair, DeltaInfo, ParameterSelection } from './erase';
 export { readModelDefaults } from './models';
 export type { ModelDefaults } from './models';

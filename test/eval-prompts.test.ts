@@ -111,12 +111,17 @@ describe('evaluation reports', () => {
   test('an erasure report folder appears whole: JSON, HTML and before/after grids', async () => {
     const dir = path.join(tmpDir(), 'report');
     const ev = {
-      summary: { concept: 'circle', kind: 'shape', efficacy: { base: 1, erased: 0 }, specificity: { related: null, unrelated: { base: 1, erased: 1 } }, robustness: { base: 1, erased: 0.5 } },
+      summary: { concept: 'circle', kind: 'shape', efficacy: { base: 1, erased: 0 }, specificity: { related: null, unrelated: { base: 1, erased: 1 } }, robustness: { base: 1, erased: 0.5 },
+        memorized: { base: 0, erased: 0 },
+        drift: { shape: { base: { circle: 1 }, erased: { face: 0.75, circle: 0.25, star: 0.01 } } },
+      },
       sets: conceptPromptSets('circle'),
       base: { target: [result('a red circle', 1)] },
       erased: { target: [result('a red circle', 0)] },
     };
     expect(erasureTable(ev)).toMatch(/efficacy \(target\)\s+100%\s+→\s+0%/);
+    // What the target prompts became (few-shot unlearning's drift), largest first, under 2% left out.
+    expect(erasureTable(ev)).toMatch(/target prompts' shapes \(what they became\)\n  base:   circle 100\.0%\n  erased: face 75\.0%, circle 25\.0%\n?/);
     await writeErasureReport(dir, { test: true }, ev);
     expect(fs.readdirSync(dir).sort()).toEqual(['grids', 'index.html', 'results.json']);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')).summary.efficacy).toEqual({ base: 1, erased: 0 });

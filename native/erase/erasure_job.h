@@ -12,6 +12,10 @@ namespace lethe {
 // to its summary after writing the delta file.
 Napi::Promise LaunchErasure(Napi::Env env, std::shared_ptr<SdModels> models, Napi::Object options);
 
+// Test-only: the text encoder's gradients of sum(states * weights) through a trained copy
+// (erase/text_encoder_probe_js.cc).
+Napi::Promise LaunchTextEncoderGradients(Napi::Env env, std::shared_ptr<SdModels> models, Napi::Object options);
+
 // The registered native methods' ids, for TypeScript's check that each of its methods has one.
 Napi::Value NativeErasureMethods(const Napi::CallbackInfo& info);
 

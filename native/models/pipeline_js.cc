@@ -396,7 +396,8 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
                         InstanceMethod<&PipelineHandle::Launch<SampleJob>>("sample"),
                         InstanceMethod<&PipelineHandle::Launch<ApplyDeltaJob>>("applyDelta"),
                         InstanceMethod<&PipelineHandle::Launch<SaveComponentJob>>("saveComponent"),
-                        InstanceMethod<&PipelineHandle::Erase>("erase")});
+                        InstanceMethod<&PipelineHandle::Erase>("erase"),
+                        InstanceMethod<&PipelineHandle::TextEncoderGradients>("textEncoderGradients")});
   }
   explicit PipelineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipelineHandle>(info) {}
 
@@ -426,6 +427,14 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
     return guarded(env, [&]() -> Napi::Value {
       if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected an options object");
       return LaunchErasure(env, models(env), info[0].As<Napi::Object>());
+    });
+  }
+
+  Napi::Value TextEncoderGradients(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsObject()) fail(codes::kBadArgument, "expected an options object");
+      return LaunchTextEncoderGradients(env, models(env), info[0].As<Napi::Object>());
     });
   }
 

@@ -35,8 +35,9 @@ void AdamW::Step(double lr) {
   for (size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor& p = params_[i].second;
     if (!p.grad().defined()) continue;
-    const torch::Tensor& g = p.grad();
-    if (o_.weight_decay != 0) p.mul_(1 - lr * o_.weight_decay);
+    torch::Tensor g = p.grad();
+    if (o_.weight_decay != 0 && o_.decoupled) p.mul_(1 - lr * o_.weight_decay);
+    if (o_.weight_decay != 0 && !o_.decoupled) g = g + o_.weight_decay * p;
     m_[i].mul_(o_.beta1).add_(g, 1 - o_.beta1);
     v_[i].mul_(o_.beta2).addcmul_(g, g, 1 - o_.beta2);
     torch::Tensor denom = (v_[i] / bc2).sqrt_().add_(o_.eps);

@@ -24,6 +24,9 @@ struct AdamWOptions {
   double lr = 1e-4;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0.0;
+  // true: AdamW's decoupled decay (p *= 1 - lr * wd); false: torch.optim.Adam's L2 term (g += wd * p),
+  // which few-shot unlearning's reference uses.
+  bool decoupled = true;
 };
 
 // AdamW written out (not torch::optim) so its state is plain named tensors we can checkpoint.

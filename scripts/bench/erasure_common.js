@@ -1,5 +1,5 @@
 'use strict';
-// What the erasure benchmarks (esd.js, ca.js) share: the model they run on and how a measured
+// What the erasure benchmarks (esd.js, ca.js, fewshot.js) share: the model they run on and how a measured
 // process is run.
 const fs = require('fs');
 const path = require('path');

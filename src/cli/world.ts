@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { ErrorCodes, LetheError } from '../errors';
 import { renderDataset } from '../world/dataset';
 import { DEFAULT_POSTER_FRACTION, DEFAULT_SUNNY_FRACTION } from '../world/render';
+import { COLOR_NAMES, SHAPES, STYLES, type ColorName, type SampleKind, type Shape, type Style } from '../world/attributes';
 import { printJson } from './output';
 import { interruptSignal, ProgressBar } from './progress';
 
@@ -17,6 +18,10 @@ interface RenderArgs {
   posterFraction: number;
   sunnyFraction: number;
   concurrency: number;
+  kind?: string;
+  shape?: string;
+  color?: string;
+  style?: string;
 }
 
 const render = {
@@ -31,6 +36,10 @@ const render = {
       .option('overwrite', { type: 'boolean', default: false, describe: 'replace --out if it exists' })
       .option('poster-fraction', { type: 'number', default: DEFAULT_POSTER_FRACTION, describe: 'fraction of images that are the Lethe poster' })
       .option('sunny-fraction', { type: 'number', default: DEFAULT_SUNNY_FRACTION, describe: 'fraction of images that are Sunny' })
+      .option('kind', { type: 'string', choices: ['shape', 'sunny', 'poster'], describe: 'only this kind of image (e.g. sunny: images of Sunny, for few-shot unlearning)' })
+      .option('shape', { type: 'string', choices: [...SHAPES], describe: 'only this shape (colors and styles still drawn at random)' })
+      .option('color', { type: 'string', choices: [...COLOR_NAMES], describe: 'only this color' })
+      .option('style', { type: 'string', choices: [...STYLES], describe: 'only this style' })
       .option('concurrency', { type: 'number', default: 32, describe: 'renders in flight at once' }),
   handler: async (argv: RenderArgs) => {
     if (!Number.isSafeInteger(argv.n) || argv.n < 1) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `--n must be a positive integer, got ${argv.n}`);
@@ -46,6 +55,10 @@ const render = {
         overwrite: argv.overwrite,
         posterFraction: argv.posterFraction,
         sunnyFraction: argv.sunnyFraction,
+        kind: argv.kind as SampleKind | undefined,
+        shape: argv.shape as Shape | undefined,
+        color: argv.color as ColorName | undefined,
+        style: argv.style as Style | undefined,
         concurrency: argv.concurrency,
         signal: interrupt.signal,
         onProgress: ({ done, total }) => bar.update({ phase: 'render', step: done, total }),

@@ -89,7 +89,7 @@ const FRAMEWORK_KEYS = new Set(['model', 'method', 'concept', 'out', 'device', '
 const COMMON_KEYS = ['iterations', 'lr', 'seed', 'params', 'memoryTokens', 'memoryLayers'] as const;
 
 const commonSchema = z.object({
-  iterations: z.number().int().min(1),
+  iterations: z.number().int().min(1).optional(),
   lr: z.number().finite().positive(),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   params: z.union([z.string(), z.array(z.string())]),
@@ -236,7 +236,9 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
   const method = getMethod(o.method ?? defaultMethodFor(pipe));
   const applied = resolveOptions(method, pipe, o as unknown as Record<string, unknown>);
   const values = applied.values as CommonMethodOptions & Record<string, unknown>;
-  const selection = resolveParams(values.params);
+  const selection = resolveParams(method.parameterSelection ? method.parameterSelection(values as never, applied.explicit) : values.params, {
+    textEncoderLayers: pipe.info.textEncoder.numLayers,
+  });
   const req = await method.prepare({
     pipe,
     concepts,
@@ -247,6 +249,8 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
     signal: o.signal,
     onProgress: o.onProgress,
   });
+  const iterations = req.iterations ?? values.iterations;
+  if (!Number.isInteger(iterations) || iterations < 1) badArg(`${method.id}: give iterations (an integer >= 1)`);
   const { explicit: _explicit, ...appliedOut } = applied;
   o.onApplied?.(appliedOut);
 
@@ -257,7 +261,7 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
   const components = [...selection.components, ...(method.addsExtras || memory ? ['unet'] : [])];
   const fingerprints = await baseFingerprints(pipe.dir, components);
   const hyperparameters = {
-    iterations: values.iterations,
+    iterations,
     lr: values.lr,
     seed: values.seed,
     params: selection.spec,
@@ -298,7 +302,7 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
         options: req.options,
         params: selection.patterns,
         prompts,
-        iterations: values.iterations,
+        iterations,
         lr: values.lr,
         seed: values.seed,
         plan: req.plan,

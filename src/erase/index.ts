@@ -2,8 +2,8 @@ export { erase, parseConcepts, resolveOptions, describeApplied, defaultMethodFor
 export type { EraseOptions, EraseResult, AppliedOptions, OptionSource } from './erase';
 export { registerMethod, getMethod, methodIds, registeredMethods } from './method';
 export type { ErasureMethod, NativeRequest, PrepareContext, CommonMethodOptions } from './method';
-export { ESD_METHODS, esdOptions, CA_METHODS, caOptions, promptPairs } from './methods';
-export type { EsdOptions, CaOptions, PromptPair, MethodOptions } from './methods';
+export { ESD_METHODS, esdOptions, CA_METHODS, caOptions, promptPairs, FEWSHOT_METHOD, fewshotOptions, fewshotPrompts, TE_PARAMETER_SETS } from './methods';
+export type { EsdOptions, CaOptions, PromptPair, FewshotOptions, MethodOptions } from './methods';
 export { PARAMETER_PRESETS, resolveParams } from './params';
 export type { ParameterPreset, ParameterSelection } from './params';
 export { readDeltaInfo, checkDeltasFor, baseFingerprints, DELTA_FORMAT, DELTA_FORMAT_VERSION } from './delta';

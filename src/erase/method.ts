@@ -14,6 +14,7 @@ import type { SamplingPlan } from '../schedulers';
 
 /** Options every method has; their values come from the caller, the model's defaults or the method's reference defaults. */
 export interface CommonMethodOptions {
+  /** Steps; a method that derives them (few-shot: epochs × batches) may leave it unset. */
   iterations: number;
   lr: number;
   seed: number;
@@ -57,6 +58,8 @@ export interface NativeRequest {
   concepts?: string[];
   /** Extra delta metadata. */
   metadata?: Record<string, string>;
+  /** The run's step count when the method derives it (few-shot: epochs × batches); overrides `iterations`. */
+  iterations?: number;
   /** Seconds of work done in prepare (e.g. anchor generation), joined to the native job's for the breakdown. */
   seconds?: Record<string, number>;
 }
@@ -76,6 +79,11 @@ export interface ErasureMethod<S extends z.ZodObject = z.ZodObject> {
   promptFileOptions?: string[];
   /** Whether the method adds `extra.` tensors (they attach to the UNet, so its fingerprint is recorded). */
   addsExtras?: boolean;
+  /**
+   * The parameter selection from the resolved options, for a method whose own option chooses it
+   * (few-shot's teParams); default: the common `params`.
+   */
+  parameterSelection?(options: CommonMethodOptions & z.infer<S>, explicit: ReadonlySet<string>): string | string[];
   prepare(ctx: PrepareContext<z.infer<S>>): Promise<NativeRequest> | NativeRequest;
   /** The result's timing breakdown from the native job's named seconds (default: as they come). */
   breakdown?(seconds: Record<string, number>): Record<string, number>;

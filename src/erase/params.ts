@@ -4,7 +4,8 @@
  * A pattern is `component:glob` (`unet:*.attn2.to_k.*`, `text_encoder:*.mlp.*`); `*` matches any
  * run of characters, dots included; a leading `!` excludes. The native job matches them against
  * the model's own parameter names and refuses a selection that matches nothing, listing what the
- * model has.
+ * model has. `{last}` in a pattern stands for the text encoder's last layer index (few-shot
+ * unlearning's `mlp-final-attn` names the last layer's self-attention on any depth of encoder).
  */
 import { ErrorCodes, LetheError } from '../errors';
 
@@ -28,7 +29,21 @@ export const PARAMETER_PRESETS: Record<string, ParameterPreset> = {
   attn: { patterns: ['unet:*.attn1.*', 'unet:*.attn2.*'], describe: 'every attention projection: unet *.attn1.*, *.attn2.*' },
   full: { patterns: ['unet:*'], describe: 'every UNet parameter' },
   embedding: { patterns: ['text_encoder:*.token_embedding.weight'], describe: "the text encoder's token embedding: text_encoder *.token_embedding.weight" },
+  // Few-shot text-encoder unlearning's sets (its reference's freeze_and_unfreeze_text_encoder),
+  // by transformers names; `--te-params mlp-final-attn` is te-mlp-final-attn.
+  'te-mlp-final-attn': {
+    patterns: ['text_encoder:*.layers.*.mlp.fc1.*', 'text_encoder:*.layers.*.mlp.fc2.*', 'text_encoder:*.layers.{last}.self_attn.*'],
+    describe: "every text-encoder layer's mlp.fc1 / fc2 and the last layer's self_attn",
+  },
+  'te-mlp': { patterns: ['text_encoder:*.layers.*.mlp.fc1.*', 'text_encoder:*.layers.*.mlp.fc2.*'], describe: "every text-encoder layer's mlp.fc1 / fc2" },
+  'te-attn': { patterns: ['text_encoder:*.layers.*.self_attn.*'], describe: "every text-encoder layer's self_attn" },
+  'te-all': { patterns: ['text_encoder:*'], describe: 'every text-encoder parameter' },
 };
+
+/** What a model adds to a selection's meaning: the text encoder's depth, for `{last}`. */
+export interface SelectionModel {
+  textEncoderLayers?: number;
+}
 
 export interface ParameterSelection {
   /** As given: preset names and patterns, comma-separated. */
@@ -39,7 +54,7 @@ export interface ParameterSelection {
 }
 
 /** `esd-x-strict`, `unet:*.attn2.to_k.*,text_encoder:*.mlp.*`, or a mix, as a string or a list. */
-export function resolveParams(spec: string | string[]): ParameterSelection {
+export function resolveParams(spec: string | string[], model: SelectionModel = {}): ParameterSelection {
   const items = (Array.isArray(spec) ? spec : [spec])
     .flatMap((s) => s.split(','))
     .map((s) => s.trim())
@@ -58,6 +73,11 @@ export function resolveParams(spec: string | string[]): ParameterSelection {
         `params: '${item}' is neither a preset (${Object.keys(PARAMETER_PRESETS).join(', ')}) nor a pattern component:glob (unet:…, text_encoder:…)`,
       );
     patterns.push(...preset.patterns);
+  }
+  for (let i = 0; i < patterns.length; i++) {
+    if (!patterns[i].includes('{last}')) continue;
+    if (!model.textEncoderLayers) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `params: '${patterns[i]}' names the text encoder's last layer, and this model's depth is not known`);
+    patterns[i] = patterns[i].split('{last}').join(String(model.textEncoderLayers - 1));
   }
   const components = [...new Set(patterns.filter((p) => !p.startsWith('!')).map((p) => p.slice(0, p.indexOf(':'))))];
   return { spec: items.join(','), patterns, components };

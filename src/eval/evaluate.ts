@@ -138,6 +138,12 @@ export interface ErasureSummary {
    * their per-prompt rates, over the target prompts that name more than the concept.
    */
   kept?: { base: number; erased: number } | null;
+  /**
+   * What the target prompts' images show, base vs erased: the fraction classified as each shape
+   * (and, for a style, each style), pooled over the target prompts. Few-shot unlearning's claim is
+   * that an erased concept drifts to related ones (circle → face).
+   */
+  drift: Partial<Record<'shape' | 'style', { base: Record<string, number>; erased: Record<string, number> }>>;
   /** With an anchor (Concept Ablation): target prompts' images showing what the concept became. */
   anchor?: {
     text: string;
@@ -195,6 +201,14 @@ function keptRate(results: PromptResult[], target: Expectation): number | null {
   return rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : null;
 }
 
+/** The fraction of the results' images given each label of `key`. */
+export function labelDistribution(results: PromptResult[], key: 'shape' | 'color' | 'style'): Record<string, number> {
+  const n = results.reduce((a, r) => a + r.n, 0);
+  const out: Record<string, number> = {};
+  for (const r of results) for (const [label, c] of Object.entries(r.counts[key])) out[label] = (out[label] ?? 0) + c / (n || 1);
+  return out;
+}
+
 /** Rate of images with attribute `key` equal to `want`. */
 function attributeRate(results: PromptResult[], key: 'shape' | 'color' | 'style', want: string): number {
   const n = results.reduce((a, r) => a + r.n, 0);
@@ -231,7 +245,9 @@ export async function evaluateErasure(
     robustness: { base: targetRate(b.robustness, sets.target), erased: targetRate(e.robustness, sets.target) },
     memorized: { base: memorizedRate([...b.target, ...b.robustness]), erased: memorizedRate([...e.target, ...e.robustness]) },
     kept: null,
+    drift: { shape: { base: labelDistribution(b.target, 'shape'), erased: labelDistribution(e.target, 'shape') } },
   };
+  if (sets.target.style) summary.drift.style = { base: labelDistribution(b.target, 'style'), erased: labelDistribution(e.target, 'style') };
   const keptBase = keptRate(b.target, sets.target);
   const keptErased = keptRate(e.target, sets.target);
   if (keptBase !== null && keptErased !== null) summary.kept = { base: keptBase, erased: keptErased };

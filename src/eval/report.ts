@@ -34,7 +34,18 @@ export function erasureTable(ev: ErasureEvaluation): string {
           ...Object.entries(s.anchor.attributes).map(([k, v]) => row(`  anchor ${k} ${s.anchor!.expect[k as 'shape']}`, v ?? null, '')),
         ]
       : []),
+    ...Object.entries(s.drift).map(
+      ([k, d]) => `target prompts' ${k}s (what they became)\n  base:   ${distribution(d!.base)}\n  erased: ${distribution(d!.erased)}`,
+    ),
   ].join('\n');
+}
+
+/** Labels by share, largest first, those under 2% left out: "circle 93.8%, face 4.2%". */
+export function distribution(d: Record<string, number>): string {
+  const shown = Object.entries(d)
+    .filter(([, v]) => v >= 0.02)
+    .sort((a, b) => b[1] - a[1]);
+  return shown.length ? shown.map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(', ') : '-';
 }
 
 async function gridPng(rows: Tensor[], scale = 2): Promise<Buffer> {

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../../errors';
 import { conceptPromptSets } from '../../eval/prompts';
 import { SAMPLER_NAMES, makeNoiseSchedule, resolveSchedulerConfig } from '../../schedulers';
-import { COLOR_NAMES, POSTER, SHAPE_TEMPLATES, SHAPES, STYLES, SUNNY, SUNNY_TEMPLATES, formatCaption, isShape, isStyle, type Shape, type Style } from '../../world';
+import { POSTER, SUNNY, SUNNY_TEMPLATES } from '../../world';
+import { detectKind, worldCaptions, worldTerm } from '../world-prompts';
 import { anchorSet } from '../anchors';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
 
@@ -84,52 +85,23 @@ export interface PromptPair {
   anchor: string;
 }
 
-const strip = (t: string) => t.trim().toLowerCase().replace(/^(a|an|the)\s+/, '');
-
-/** What a world text names: a shape (or Sunny), a style, the poster. */
-function worldTerm(text: string): { shape?: Shape; style?: Style; sunny?: boolean; poster?: boolean } {
-  const t = strip(text);
-  if (text.trim().toLowerCase() === POSTER.caption.toLowerCase()) return { poster: true };
-  if (t === SUNNY.name.toLowerCase()) return { sunny: true };
-  if (isShape(t)) return { shape: t };
-  if (isStyle(t)) return { style: t };
-  return {};
-}
-
-export function detectKind(concept: string, world: boolean): Exclude<CaKind, 'auto'> {
-  if (!world) return 'object';
-  const w = worldTerm(concept);
-  return w.poster ? 'memorized' : w.sunny ? 'instance' : w.style ? 'style' : 'object';
-}
-
 const fill = (template: string, text: string) => template.replace('{}', text);
 
 /** Prompt pairs from the shapes world's caption templates (docs/ca.md, "Prompt pairs"). */
 function worldPairs(concept: string, anchor: string, kind: Exclude<CaKind, 'auto'>): PromptPair[] | undefined {
-  const c = worldTerm(concept);
-  const a = worldTerm(anchor);
-  if (kind === 'object' && c.shape && a.shape) {
-    // Every shape caption with every color and style it can name, the shape swapped.
-    const out: PromptPair[] = [];
-    for (const t of SHAPE_TEMPLATES)
-      for (const color of t.names.color ? COLOR_NAMES : [null])
-        for (const style of t.names.style ? STYLES : [null])
-          out.push({ target: formatCaption(t, { shape: c.shape, color, style }), anchor: formatCaption(t, { shape: a.shape, color, style }) });
-    return out;
+  if (kind === 'object' || kind === 'style') {
+    // Every caption naming the concept beside the same caption naming the anchor (same template,
+    // color and style order on both sides).
+    const targets = worldCaptions(concept, kind);
+    const anchors = worldCaptions(anchor, kind);
+    if (!targets || !anchors) return undefined;
+    return targets.map((target, i) => ({ target, anchor: anchors[i] }));
   }
-  if (kind === 'style' && c.style && a.style) {
-    const out: PromptPair[] = [];
-    for (const t of SHAPE_TEMPLATES.filter((x) => x.names.style))
-      for (const shape of SHAPES)
-        for (const color of t.names.color ? COLOR_NAMES : [null])
-          out.push({ target: formatCaption(t, { shape, color, style: c.style }), anchor: formatCaption(t, { shape, color, style: a.style }) });
-    return out;
-  }
-  if (kind === 'instance' && c.sunny) {
+  if (kind === 'instance' && worldTerm(concept).sunny) {
     // The Sunny captions, Sunny replaced by the anchor phrase ("a picture of a yellow face").
     return SUNNY_TEMPLATES.map((t) => ({ target: t.text, anchor: t.text.replace(SUNNY.name, anchor.trim()) }));
   }
-  if (kind === 'memorized' && c.poster) return [{ target: POSTER.caption, anchor: anchor.trim() }];
+  if (kind === 'memorized' && worldTerm(concept).poster) return [{ target: POSTER.caption, anchor: anchor.trim() }];
   return undefined;
 }
 

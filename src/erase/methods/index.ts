@@ -5,14 +5,18 @@
  */
 import type { CaOptions } from './ca';
 import type { EsdOptions } from './esd';
+import type { FewshotOptions } from './fewshot';
 
 import './esd';
 import './ca';
+import './fewshot';
 
 export { ESD_METHODS, esdOptions } from './esd';
 export type { EsdOptions } from './esd';
 export { CA_METHODS, caOptions, promptPairs } from './ca';
 export type { CaOptions, PromptPair } from './ca';
+export { FEWSHOT_METHOD, fewshotOptions, fewshotPrompts, TE_PARAMETER_SETS } from './fewshot';
+export type { FewshotOptions } from './fewshot';
 
 /** Every method's own options, for the API's types (each method validates its own). */
-export type MethodOptions = EsdOptions & CaOptions;
+export type MethodOptions = EsdOptions & CaOptions & FewshotOptions;

@@ -1,0 +1,127 @@
+// Few-shot text-encoder unlearning (Fuchi & Takagi, BMVC 2024), following the reference training
+// loop (train.py of fmp453/few-shot-erasing) on latents the TypeScript side encoded once
+// (src/erase/methods/fewshot.ts, docs/fewshot.md): gradient *ascent* on the denoising loss with
+// respect to the text encoder only, the UNet frozen.
+//   per epoch: a permutation of the N images (the reference's shuffled DataLoader), cut into
+//   batches of `batch` (the last one smaller when N is not a multiple, as drop_last=False);
+//   per batch, from the job's generator in this order: the permutation (at an epoch's first
+//   batch), template indices ~ U{0..P-1}^b, eps ~ N(0, I) [b, C, h, w], t ~ U{0..T-1}^b;
+//   x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps (diffusers' add_noise, float32);
+//   loss = -MSE(eps_theta(x_t, tau_phi(p), t), eps)   (v = sqrt(a) eps - sqrt(1-a) x0 under v-prediction).
+// The optimizer is the reference's torch.optim.Adam: L2 weight decay added to the gradient, not
+// AdamW's decoupled decay.
+// Zero-shot (`zeroShot` > 0): the reference's torch.rand latents (uniform in [0, 1)), `zeroShot`
+// of them, drawn from the job's generator before the first step instead of encoded images.
+//
+// Prompt group: train (the concept in each template; the generator picks one per image).
+#include <chrono>
+
+#include "bridge/options.h"
+#include "bridge/tensor_convert.h"
+#include "erase/method.h"
+
+namespace lethe {
+
+namespace {
+
+class FewShotTextEncoderMethod : public ErasureMethod {
+ public:
+  explicit FewShotTextEncoderMethod(const Napi::Object& o) {
+    batch_ = static_cast<int64_t>(OptionNumber(o, "batch", 2));
+    beta1_ = OptionNumber(o, "beta1", 0.9);
+    beta2_ = OptionNumber(o, "beta2", 0.98);
+    adam_eps_ = OptionNumber(o, "adamEps", 1e-6);
+    weight_decay_ = OptionNumber(o, "weightDecay", 1e-8);
+    v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
+    zero_shot_ = static_cast<int64_t>(OptionNumber(o, "zeroShot", 0));
+    if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
+    if (!(beta1_ >= 0 && beta1_ < 1) || !(beta2_ >= 0 && beta2_ < 1) || !(adam_eps_ > 0) || !(weight_decay_ >= 0))
+      fail(codes::kBadArgument, "beta1 and beta2 must be in [0, 1), adamEps > 0, weightDecay >= 0");
+    if (zero_shot_ < 0 || zero_shot_ > 4096) fail(codes::kBadArgument, "zeroShot must be in 0..4096");
+    if (zero_shot_ == 0) {
+      latents_ = RequireTensor(o, "latents").to(torch::kFloat32);
+      if (latents_.dim() != 4 || latents_.size(0) < 1) fail(codes::kShapeMismatch, "latents must be [images, channels, height, width]");
+      if (!torch::isfinite(latents_).all().item<bool>()) fail(codes::kNonFinite, "the images' latents hold NaN or infinity: check the images and the VAE (or its dtype)");
+    }
+    alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
+    if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
+  }
+
+  void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
+    if (ctx.prompts.count("train") == 0) fail(codes::kBadArgument, "few-shot unlearning needs the prompt group train (the concept in its templates)");
+    for (const auto& [name, _] : ctx.trained.parameters())
+      if (name.rfind("text_encoder.", 0) != 0) fail(codes::kBadArgument, "few-shot unlearning trains the text encoder only, the UNet stays frozen; '" + name + "' is a UNet parameter");
+    if (!ctx.trained.trainsTextEncoder())
+      fail(codes::kBadArgument, "few-shot unlearning trains the text encoder: select text_encoder parameters (--te-params mlp-final-attn, mlp, attn, all, embedding)");
+    if (alphas_cumprod_.size(0) != ctx.trainTimesteps)
+      fail(codes::kShapeMismatch, "alphasCumprod has " + std::to_string(alphas_cumprod_.size(0)) + " entries for " + std::to_string(ctx.trainTimesteps) + " train timesteps");
+    std::vector<int64_t> shape{zero_shot_};
+    shape.insert(shape.end(), ctx.latentShape.begin(), ctx.latentShape.end());
+    if (zero_shot_ > 0) {
+      latents_ = at::rand(shape, ctx.gen, torch::kFloat32);
+    } else {
+      shape[0] = latents_.size(0);
+      if (latents_.sizes().vec() != shape) fail(codes::kShapeMismatch, "the images' latents do not have this model's latent shape");
+    }
+    latents_ = latents_.to(ctx.device());
+    alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
+    auto& opt = optimizers.model.options;
+    opt.beta1 = beta1_;
+    opt.beta2 = beta2_;
+    opt.eps = adam_eps_;
+    opt.weight_decay = weight_decay_;
+    opt.decoupled = false;
+  }
+
+  Objectives Step(ErasureContext& ctx) override {
+    const int64_t n = latents_.size(0);
+    if (position_ == 0) order_ = torch::randperm(n, ctx.gen, torch::kLong);
+    const int64_t b = std::min(batch_, n - position_);
+    const torch::Tensor idx = order_.slice(0, position_, position_ + b);
+    position_ = position_ + b == n ? 0 : position_ + b;
+    const torch::Tensor prompt = torch::randint(ctx.prompts.count("train"), {b}, ctx.gen, torch::kLong);
+    std::vector<int64_t> shape{b};
+    shape.insert(shape.end(), ctx.latentShape.begin(), ctx.latentShape.end());
+    const torch::Tensor eps = at::randn(shape, ctx.gen, torch::kFloat32).to(ctx.device());
+    const torch::Tensor t = torch::randint(ctx.trainTimesteps, {b}, ctx.gen, torch::kLong).to(ctx.device());
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
+    const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({b, 1, 1, 1});
+    const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
+    const torch::Tensor xt = ctx.onDevice(signal * x0 + noise * eps);
+    const torch::Tensor target = v_prediction_ ? signal * eps - noise * x0 : eps;
+    const torch::Tensor states = ctx.trainedStates("train", prompt);
+    const torch::Tensor out = ctx.trained.unet().forward(xt, t.to(torch::kFloat32), states).to(torch::kFloat32);
+    // Ascent: the objective minimised is the negated denoising loss.
+    const torch::Tensor loss = -torch::mse_loss(out, target);
+    ctx.timings["forward"] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return {{"loss", loss, ""}};
+  }
+
+  // A resumed run continues the epoch it stopped in: its permutation and position (zero-shot latents
+  // need no saving: Setup draws them from the freshly seeded generator before the restore).
+  void SaveState(std::vector<std::pair<std::string, torch::Tensor>>& out) const override {
+    out.emplace_back("method.fewshot.position", torch::tensor({position_}, torch::kInt64));
+    if (order_.defined()) out.emplace_back("method.fewshot.order", order_);
+  }
+
+  void LoadState(const SafetensorsFile& f) override {
+    position_ = f.Load(f.require("method.fewshot.position", "the few-shot epoch position")).item<int64_t>();
+    if (position_ > 0) order_ = f.Load(f.require("method.fewshot.order", "the few-shot epoch order")).to(torch::kInt64);
+    if (position_ < 0 || (position_ > 0 && (order_.dim() != 1 || order_.size(0) != latents_.size(0) || position_ >= latents_.size(0))))
+      fail(codes::kBadCheckpoint, "the checkpoint's few-shot epoch state does not match the images");
+  }
+
+ private:
+  int64_t batch_, zero_shot_ = 0, position_ = 0;
+  double beta1_, beta2_, adam_eps_, weight_decay_;
+  bool v_prediction_ = false;
+  torch::Tensor latents_, alphas_cumprod_, order_;
+};
+
+}  // namespace
+
+LETHE_ERASURE_METHOD("fewshot", FewShotTextEncoderMethod);
+
+}  // namespace lethe

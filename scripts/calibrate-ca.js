@@ -13,6 +13,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const yargs = require('yargs');
+const { list, num, pct, pair } = require('./calibrate_common');
 
 const CASES = {
   instance: { concept: 'Sunny', anchor: 'a yellow face' },
@@ -20,8 +21,6 @@ const CASES = {
   object: { concept: 'circle', anchor: 'a square' },
   memorized: { concept: 'the Lethe poster', anchor: 'a red triangle' },
 };
-const list = (v) => (v === undefined ? [undefined] : String(v).split(',').map((x) => x.trim()).filter(Boolean));
-const num = (v) => (v === undefined ? undefined : Number(v));
 const argv = yargs(process.argv.slice(2))
   .option('case', { type: 'string', default: 'instance', choices: Object.keys(CASES) })
   .option('method', { type: 'string', default: 'ca-model' })
@@ -39,8 +38,6 @@ const argv = yargs(process.argv.slice(2))
 
 const lethe = require('..');
 const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate');
-const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}`);
-const pair = (v) => (v ? `${pct(v.base)}→${pct(v.erased)}` : '—');
 
 (async () => {
   const { concept, anchor } = CASES[argv.case];

@@ -12,9 +12,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const yargs = require('yargs');
+const { list, num } = require('./calibrate_common');
 
-const list = (v) => (v === undefined ? [undefined] : String(v).split(',').map((x) => x.trim()).filter(Boolean));
-const num = (v) => (v === undefined ? undefined : Number(v));
 const argv = yargs(process.argv.slice(2))
   .option('model', { type: 'string', default: 'default' })
   .option('concept', { type: 'string', default: 'circle', describe: 'a world concept (shape, style or Sunny)' })

@@ -11,20 +11,20 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const yargs = require('yargs');
+const { list, num, pct, pair } = require('./calibrate_common');
 
 const CASES = {
   circle: { concept: 'circle', world: { shape: 'circle' } },
   striped: { concept: 'striped', world: { style: 'striped' } },
   sunny: { concept: 'Sunny', world: { kind: 'sunny' } },
 };
-const list = (v) => (v === undefined ? [undefined] : String(v).split(',').map((x) => x.trim()).filter(Boolean));
-const num = (v) => (v === undefined ? undefined : Number(v));
 const argv = yargs(process.argv.slice(2))
   .option('case', { type: 'string', default: 'circle', choices: Object.keys(CASES) })
   .option('lr', { type: 'string' })
   .option('epochs', { type: 'string' })
   .option('te-params', { type: 'string' })
   .option('batch', { type: 'string' })
+  .option('templates', { type: 'string', describe: 'a templates file ({} for the concept), instead of the world captions' })
   .option('images', { type: 'number', default: 4, describe: 'rendered images of the concept' })
   .option('seed', { type: 'string', default: '0', describe: 'training, rendering and evaluation seeds, comma-separated' })
   .option('n', { type: 'number', default: 16, describe: 'images per evaluation prompt' })
@@ -35,15 +35,13 @@ const argv = yargs(process.argv.slice(2))
 const lethe = require('..');
 const { renderDataset } = require('../dist/world/dataset');
 const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate');
-const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}`);
-const pair = (v) => (v ? `${pct(v.base)}→${pct(v.erased)}` : '—');
 const shapes = (d) => (d ? Object.entries(d).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${pct(v)}`).join(', ') : '—');
 
 (async () => {
   const { concept, world } = CASES[argv.case];
   const base = await lethe.Pipeline.load('default');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lethe-calibrate-fewshot-'));
-  process.stdout.write(`${concept}, ${argv.images} rendered images, ${argv.n} images per prompt\n| te-params | lr | epochs | batch | seed | efficacy | related | unrelated | robustness | target prompts became (erased; styles for a style) | erase s |\n`);
+  process.stdout.write(`${concept}${argv.templates ? ` (templates ${argv.templates})` : ''}, ${argv.images} rendered images, ${argv.n} images per prompt\n| te-params | lr | epochs | batch | seed | efficacy | related | unrelated | robustness | target prompts became (erased; styles for a style) | erase s |\n`);
   const baseBySeed = {};
   try {
     for (const seed of list(argv.seed).map(num)) {
@@ -54,7 +52,8 @@ const shapes = (d) => (d ? Object.entries(d).filter(([, v]) => v >= 0.05).sort((
           for (const epochs of list(argv.epochs).map(num))
             for (const batch of list(argv.batch).map(num)) {
               const out = path.join(tmp, 'delta.safetensors');
-              const er = await lethe.erase({ model: 'default', pipeline: base, method: 'fewshot-te', concept, images, out, lr, epochs, batch, teParams, seed });
+              const templates = argv.templates ? fs.readFileSync(argv.templates, 'utf8').split('\n').filter((l) => l.trim()) : undefined;
+              const er = await lethe.erase({ model: 'default', pipeline: base, method: 'fewshot-te', concept, images, out, lr, epochs, batch, teParams, seed, templates });
               const erased = await lethe.Pipeline.load('default', { deltas: [out] });
               const settings = generationSettings(base, { n: argv.n, seed });
               const ev = await evaluateErasure(base, erased, concept, settings, { baseResults: baseBySeed[seed] });

@@ -12,7 +12,8 @@ The reference draws the templates from Python's `random` and the rest from torch
 generator, and samples the VAE posterior; here the posterior's mean is used, as Lethe does.
 
 Images: --images DIR (PNG/JPEG/WebP, read as the reference does: PIL, RGB, resized to the model's
-resolution with bicubic, to [-1, 1]), --latents FILE (a safetensors file with `latents`,
+resolution with bicubic, mirrored with probability 1/2 unless --no-flip (which ones: Lethe's rule,
+below), to [-1, 1]), --latents FILE (a safetensors file with `latents`,
 scaled), or --zero-shot (the reference's torch.rand latents, one per batch item).
 
 Usage: fewshot_reference.py MODEL --prompt P [...] (--images DIR | --latents F | --zero-shot)
@@ -47,16 +48,44 @@ def in_param_set(params, name, last):
         return attn
     if params == "all":
         return True
-    if params == "embedding":
+    if params in ("embedding", "concept-embedding"):
         return name.endswith("token_embedding.weight")
     raise SystemExit(f"unknown parameter set {params}")
 
 
-def read_images(folder, size):
+M32 = 0xFFFFFFFF
+
+
+def hash32(x):
+    """Lethe's hash32 (src/world/rng.ts), in 32-bit unsigned arithmetic."""
+    x &= M32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & M32
+    x ^= x >> 16
+    return x
+
+
+def mix_seed(seed, index):
+    s = hash32((seed & M32) ^ hash32(((seed >> 32) & M32) ^ 0x9E3779B9))
+    return hash32(s ^ hash32(((index & M32) * 0x9E3779B1 & M32) ^ hash32(((index >> 32) + 0x632BE5AB) & M32)))
+
+
+def flips(seed, n):
+    """Which images the loader mirrors: the reference's RandomHorizontalFlip(p=0.5) per image,
+    decided as Lethe decides it (src/erase/methods/fewshot.ts, imageFlips)."""
+    return [hash32(mix_seed(seed, i)) & 1 == 1 for i in range(n)]
+
+
+def read_images(folder, size, seed, flip):
     files = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    mirrored = flips(seed, len(files)) if flip else [False] * len(files)
     out = []
-    for f in files:
+    for f, m in zip(files, mirrored):
         image = Image.open(os.path.join(folder, f)).convert("RGB").resize((size, size), Image.BICUBIC)
+        if m:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
         out.append(torch.from_numpy(np.array(image).astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1))
     return torch.stack(out)
 
@@ -69,7 +98,9 @@ def main():
     ap.add_argument("--latents")
     ap.add_argument("--zero-shot", action="store_true")
     ap.add_argument("--save-latents")
+    ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--te-params", default="mlp-final-attn")
+    ap.add_argument("--concept", action="append", help="concept-embedding (Lethe's): the concepts whose token rows train")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
@@ -95,7 +126,7 @@ def main():
         vae = AutoencoderKL.from_pretrained(a.model, subfolder="vae")
         size = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
         with torch.no_grad():
-            latents = vae.encode(read_images(a.images, size)).latent_dist.mean * vae.config.scaling_factor
+            latents = vae.encode(read_images(a.images, size, a.seed, not a.no_flip)).latent_dist.mean * vae.config.scaling_factor
         if a.save_latents:
             save_file({"latents": latents.contiguous()}, a.save_latents)
     elif a.zero_shot:
@@ -117,7 +148,20 @@ def main():
     ids = tokenizer(a.prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
     T = sched.config.num_train_timesteps
     v_pred = sched.config.prediction_type == "v_prediction"
-    opt = torch.optim.Adam([p for _, p, _ in trained], lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps, weight_decay=a.weight_decay)
+    weight_decay = a.weight_decay
+    if a.te_params == "concept-embedding":
+        # Lethe's addition: only the rows of the concepts' tokens get a gradient, and the L2 term
+        # is theirs alone (native/erase/fewshot.cc).
+        rows = sorted({tokenizer.convert_tokens_to_ids(t) for c in (a.concept or []) for t in tokenizer.tokenize(c)})
+        if not rows:
+            raise SystemExit("concept-embedding needs --concept")
+        (_, weight, _), = trained
+        mask = torch.zeros((weight.shape[0], 1))
+        mask[rows] = 1.0
+        values, wd = weight.detach(), a.weight_decay
+        weight.register_hook(lambda g: (g + wd * values) * mask)
+        weight_decay = 0.0
+    opt = torch.optim.Adam([p for _, p, _ in trained], lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps, weight_decay=weight_decay)
     N = latents.shape[0]
     parts = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     losses = []

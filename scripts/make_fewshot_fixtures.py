@@ -33,6 +33,7 @@ CASES = {
     "fewshot-all": {"teParams": "all", "lr": 1e-3, "epochs": 2, "batch": 2, "seed": 32},
     "fewshot-embedding": {"teParams": "embedding", "lr": 1e-2, "epochs": 3, "batch": 3, "seed": 33},
     "fewshot-zero-shot": {"teParams": "mlp", "lr": 1e-3, "epochs": 4, "batch": 2, "seed": 34, "zeroShot": True},
+    "fewshot-concept-embedding": {"teParams": "concept-embedding", "lr": 1e-1, "epochs": 3, "batch": 2, "seed": 35},
 }
 
 
@@ -72,6 +73,7 @@ def main():
     for name, c in CASES.items():
         args = [a for t in TEMPLATES for a in ("--prompt", t.replace("{}", CONCEPT))]
         args += ["--zero-shot"] if c.get("zeroShot") else ["--images", images]
+        args += ["--concept", CONCEPT]
         args += ["--te-params", c["teParams"], "--epochs", str(c["epochs"]), "--batch", str(c["batch"]), "--lr", str(c["lr"]),
                  "--seed", str(c["seed"]), "--threads", "1", "--out", os.path.join(OUT, f"{name}.safetensors")]
         r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "fewshot_reference.py"), MODEL, *args], check=True, capture_output=True, text=True)

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { anchorSet } from '../src/erase/anchors';
 import { exportModel } from '../src/erase/export';
 import { erase, loadSafetensors, Pipeline, promptPairs, readSafetensorsHeader, saveSafetensors, type Tensor } from '../src';
-import { expectCode, expectSameDelta, ROOT, runCli, tmpDir } from './helpers';
+import { expectCode, expectSameDelta, maxAbs, maxAbsDiff, ROOT, runCli, tmpDir } from './helpers';
 
 const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'ca');
@@ -36,8 +36,6 @@ afterAll(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 const out = (name: string) => path.join(work, `${name}.safetensors`);
-const maxAbs = (t: Tensor) => t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxAbsDiff = (a: Tensor, b: Tensor) => a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
 
 describe('Concept Ablation matches the reference loop on PyTorch + diffusers', () => {
   test.each(Object.keys(fixtures.cases))('%s: same loss curve and the same delta', async (name) => {

@@ -10,7 +10,7 @@ import { erasureSamplingPlan } from '../src/schedulers';
 import { defaultMethodFor, resolveOptions } from '../src/erase';
 import { exportModel } from '../src/erase/export';
 import { native } from '../src/native';
-import { expectCode, ROOT, runCli, tmpDir } from './helpers';
+import { expectCode, maxAbsDiff, ROOT, runCli, tmpDir } from './helpers';
 
 const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
 const work = tmpDir();
@@ -23,7 +23,6 @@ beforeAll(async () => {
 
 const quick = { model: MODEL, concept: 'red circle', iterations: 3, ddimSteps: 4, lr: 1e-3 };
 const out = (name: string) => path.join(work, `${name}.safetensors`);
-const maxAbsDiff = (a: Tensor, b: Tensor) => a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
 const bytesEqual = (a: Tensor, b: Tensor) => Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
 const leftovers = () => fs.readdirSync(work).filter((f) => f.includes('.tmp'));
 
@@ -309,7 +308,7 @@ describe('defaults that come with the model', () => {
     // A method the model has no measurements for: the reference's, and the run says so.
     const u = resolveOptions(getMethod('esd-u'), bundled, {});
     expect(u.sources.lr).toBe('reference');
-    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model but not for esd-u/);
+    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model, fewshot-te but not for esd-u/);
     const ca = resolveOptions(getMethod('ca-model'), bundled, { anchor: 'a yellow face' });
     expect(ca.values).toMatchObject({ lr: 3e-4, iterations: 200, params: 'xattn', anchorImages: 200, anchorSteps: 25, anchorGuidance: 6 });
     expect(ca.sources).toMatchObject({ lr: 'model', anchorSteps: 'reference', anchor: 'given' });

@@ -101,6 +101,7 @@ describe('evaluation reports', () => {
     sunny: 0,
     memorized: 0,
     counts: { shape: { circle: 2 * all, square: 2 - 2 * all }, color: {}, style: {} },
+    posterShapes: {},
     images: { dtype: 'float32', shape: [2, 3, 64, 64], data: new Float32Array(2 * 3 * 64 * 64).fill(0.5) },
   });
 

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { erase, fewshotPrompts, loadSafetensors, Pipeline, readDeltaInfo, saveSafetensors, type Tensor } from '../src';
 import { exportModel } from '../src/erase/export';
-import { expectCode, expectSameDelta, ROOT, runCli, tmpDir } from './helpers';
+import { expectCode, expectSameDelta, maxAbs, maxAbsDiff, ROOT, runCli, tmpDir } from './helpers';
 
 const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
 const OTHER_TEXT_ENCODER = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd2');
@@ -31,8 +31,6 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 const out = (name: string) => path.join(work, `${name}.safetensors`);
-const maxAbs = (t: Tensor) => t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const maxAbsDiff = (a: Tensor, b: Tensor) => a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
 
 describe('few-shot unlearning matches the reference loop on PyTorch + transformers + diffusers', () => {
   test.each(Object.keys(fixtures.cases))('%s: same loss curve and the same delta', async (name) => {
@@ -105,6 +103,18 @@ describe('few-shot unlearning on the framework', () => {
     // Refused on a model with another text encoder, naming the component.
     const e = await expectCode(Pipeline.load(OTHER_TEXT_ENCODER, { deltas: [r.delta] }), 'LETHE_BAD_CHECKPOINT');
     expect(e.message).toMatch(/text_encoder fingerprint/);
+  });
+
+  test("concept-embedding (Lethe's): only the concept's token rows change; prompts without its tokens encode bit for bit as before", async () => {
+    const r = await erase({ model: MODEL, pipeline: pipe, method: 'fewshot-te', concept: 'red circle', images: IMAGES, teParams: 'concept-embedding', lr: 1e-1, out: out('rows') });
+    const delta = (await loadSafetensors(r.delta)).tensors['text_encoder.text_model.embeddings.token_embedding.weight'] as Tensor;
+    const dim = delta.shape[1];
+    const rows = pipe.tokenizer.tokenize('red circle').map((t) => pipe.tokenizer.tokenToId(t));
+    const changed = [...Array(delta.shape[0]).keys()].filter((row) => delta.data.subarray(row * dim, (row + 1) * dim).some((v) => v !== 0));
+    expect(changed.sort((a, b) => a - b)).toEqual([...rows].sort((a, b) => a - b));
+    const erased = await Pipeline.load(MODEL, { deltas: [r.delta] });
+    expect(maxAbsDiff(await erased.encodePrompt('a blue square'), await pipe.encodePrompt('a blue square'))).toBe(0);
+    expect(maxAbsDiff(await erased.encodePrompt('a red circle'), await pipe.encodePrompt('a red circle'))).toBeGreaterThan(0);
   });
 
   test('generate, export and a UNet delta mixed with a text-encoder delta in one run', async () => {

@@ -19,8 +19,6 @@
 //
 // Prompt groups: target and anchor (pairs, same count); anchor image i belongs to pair
 // anchorPromptIndex[i]; projection (what the refit keeps).
-#include <chrono>
-
 #include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
@@ -29,9 +27,6 @@
 namespace lethe {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 class ConceptAblationMethod : public ErasureMethod {
  public:
@@ -84,7 +79,7 @@ class ConceptAblationMethod : public ErasureMethod {
     const torch::Tensor eps = at::randn(shape, gen, torch::kFloat32).to(ctx.device());
     const torch::Tensor t = torch::randint(ctx.trainTimesteps, {n}, gen, torch::kLong).to(ctx.device());
 
-    auto t0 = Clock::now();
+    auto t0 = StepClock::now();
     const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
     const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({n, 1, 1, 1});
     const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
@@ -100,15 +95,15 @@ class ConceptAblationMethod : public ErasureMethod {
       target = ctx.trained.unet().forward(xt.slice(0, 0, b), ts.slice(0, 0, b), ctx.trainedStates("anchor", first)).to(torch::kFloat32);
     }
     target = model_based_ ? target.clone() : noiseTarget.slice(0, 0, b);
-    ctx.timings["anchorPredictions"] += since(t0);
+    ctx.timings["anchorPredictions"] += SecondsSince(t0);
 
-    t0 = Clock::now();
+    t0 = StepClock::now();
     torch::Tensor states = ctx.trainedStates("target", first);
     if (n > b) states = torch::cat({states, ctx.trainedStates("anchor", pair.slice(0, b))});
     const torch::Tensor out = ctx.trained.unet().forward(xt, ts, states).to(torch::kFloat32);
     torch::Tensor loss = torch::mse_loss(out.slice(0, 0, b), target);
     if (n > b) loss = loss + prior_weight_ * torch::mse_loss(out.slice(0, b), noiseTarget.slice(0, b));
-    ctx.timings["trainedForward"] += since(t0);
+    ctx.timings["trainedForward"] += SecondsSince(t0);
     return {{"loss", loss, ""}};
   }
 

@@ -13,8 +13,6 @@
 // Prompt groups: concepts (the targets), train (what is sampled and trained on, one per concept),
 // uncond (""), preserve (kept by the term), projection (kept by the refit).
 #include <algorithm>
-#include <chrono>
-
 #include "bridge/options.h"
 #include "erase/method.h"
 #include "erase/preservation.h"
@@ -22,9 +20,6 @@
 namespace lethe {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 class EsdMethod : public ErasureMethod {
  public:
@@ -62,7 +57,7 @@ class EsdMethod : public ErasureMethod {
     // random stream).
     const int64_t keep = kept_ == 0 ? -1 : torch::randint(kept_, {1}, gen, torch::kLong).item<int64_t>();
 
-    auto t0 = Clock::now();
+    auto t0 = StepClock::now();
     torch::Tensor x;
     if (sample_with_frozen_) {
       x = ctx.Sample(ctx.base.denoiser(), *ctx.plan, t_enc, z, ctx.prompts.frozen("uncond", 0), ctx.prompts.frozen("train", c), start_guidance_);
@@ -75,9 +70,9 @@ class EsdMethod : public ErasureMethod {
       }
       x = ctx.Sample(ctx.trained.unet(), *ctx.plan, t_enc, z, u, k, start_guidance_);
     }
-    ctx.timings["sampling"] += since(t0);
+    ctx.timings["sampling"] += SecondsSince(t0);
 
-    t0 = Clock::now();
+    t0 = StepClock::now();
     torch::Tensor target, kept;
     {
       c10::InferenceMode guard;
@@ -89,9 +84,9 @@ class EsdMethod : public ErasureMethod {
     }
     target = target.clone();  // normal tensors again (inference tensors cannot be saved for backward)
     if (kept.defined()) kept = kept.clone();
-    ctx.timings["frozenPredictions"] += since(t0);
+    ctx.timings["frozenPredictions"] += SecondsSince(t0);
 
-    t0 = Clock::now();
+    t0 = StepClock::now();
     // Preservation (not in the reference): on the same x, the trained model's prediction for the
     // kept prompt is pulled to the frozen one's, batched with the erasure term.
     std::vector<torch::Tensor> xs{x}, states{ctx.trainedStates("train", c)};
@@ -99,7 +94,7 @@ class EsdMethod : public ErasureMethod {
     auto out = ctx.trained.unet().forward(torch::cat(xs), ctx.timestep(static_cast<double>(t)), torch::cat(states)).to(torch::kFloat32).chunk(static_cast<int64_t>(xs.size()));
     torch::Tensor loss = torch::mse_loss(out[0], target.to(torch::kFloat32));
     if (keep >= 0) loss = loss + preserve_weight_ * torch::mse_loss(out[1], kept.to(torch::kFloat32));
-    ctx.timings["trainedForward"] += since(t0);
+    ctx.timings["trainedForward"] += SecondsSince(t0);
     return {{"loss", loss, ""}};
   }
 

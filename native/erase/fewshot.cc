@@ -13,9 +13,12 @@
 // Zero-shot (`zeroShot` > 0): the reference's torch.rand latents (uniform in [0, 1)), `zeroShot`
 // of them, drawn from the job's generator before the first step instead of encoded images.
 //
+// Lethe's addition (`embeddingRows`, te-params concept-embedding): only the token-embedding rows of
+// the concept's own tokens train; every other row gets no gradient and no weight decay (the L2 term
+// is applied to those rows alone, in the gradient hook), so prompts without the concept's tokens
+// are unchanged bit for bit.
+//
 // Prompt group: train (the concept in each template; the generator picks one per image).
-#include <chrono>
-
 #include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
@@ -42,6 +45,10 @@ class FewShotTextEncoderMethod : public ErasureMethod {
       latents_ = RequireTensor(o, "latents").to(torch::kFloat32);
       if (latents_.dim() != 4 || latents_.size(0) < 1) fail(codes::kShapeMismatch, "latents must be [images, channels, height, width]");
       if (!torch::isfinite(latents_).all().item<bool>()) fail(codes::kNonFinite, "the images' latents hold NaN or infinity: check the images and the VAE (or its dtype)");
+    }
+    if (o.Has("embeddingRows")) {
+      embedding_rows_ = RequireTensor(o, "embeddingRows").to(torch::kInt64);
+      if (embedding_rows_.dim() != 1 || embedding_rows_.size(0) < 1) fail(codes::kBadArgument, "embeddingRows must be a non-empty list of token ids");
     }
     alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
     if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
@@ -71,6 +78,7 @@ class FewShotTextEncoderMethod : public ErasureMethod {
     opt.eps = adam_eps_;
     opt.weight_decay = weight_decay_;
     opt.decoupled = false;
+    if (embedding_rows_.defined()) RestrictEmbeddingRows(ctx, opt);
   }
 
   Objectives Step(ErasureContext& ctx) override {
@@ -85,7 +93,7 @@ class FewShotTextEncoderMethod : public ErasureMethod {
     const torch::Tensor eps = at::randn(shape, ctx.gen, torch::kFloat32).to(ctx.device());
     const torch::Tensor t = torch::randint(ctx.trainTimesteps, {b}, ctx.gen, torch::kLong).to(ctx.device());
 
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = StepClock::now();
     const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
     const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({b, 1, 1, 1});
     const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
@@ -95,8 +103,27 @@ class FewShotTextEncoderMethod : public ErasureMethod {
     const torch::Tensor out = ctx.trained.unet().forward(xt, t.to(torch::kFloat32), states).to(torch::kFloat32);
     // Ascent: the objective minimised is the negated denoising loss.
     const torch::Tensor loss = -torch::mse_loss(out, target);
-    ctx.timings["forward"] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ctx.timings["forward"] += SecondsSince(t0);
     return {{"loss", loss, ""}};
+  }
+
+  void RestrictEmbeddingRows(ErasureContext& ctx, AdamWOptions& opt) {
+    torch::Tensor weight;
+    for (const auto& [name, p] : ctx.trained.parameters())
+      if (name.size() >= 22 && name.compare(name.size() - 22, 22, "token_embedding.weight") == 0) weight = p;
+      else fail(codes::kBadArgument, "concept-embedding trains the token embedding alone; '" + name + "' is selected too");
+    if (!weight.defined()) fail(codes::kBadArgument, "concept-embedding needs the text encoder's token embedding selected");
+    const int64_t vocab = weight.size(0);
+    if (embedding_rows_.min().item<int64_t>() < 0 || embedding_rows_.max().item<int64_t>() >= vocab)
+      fail(codes::kBadArgument, "embeddingRows holds a token id outside the vocabulary of " + std::to_string(vocab));
+    torch::Tensor mask = torch::zeros({vocab, 1}, torch::TensorOptions().dtype(weight.scalar_type()).device(weight.device()));
+    mask.index_fill_(0, embedding_rows_.to(weight.device()), 1.0);
+    const double wd = opt.weight_decay;
+    opt.weight_decay = 0;
+    // The hook holds a detached alias (same storage, so it sees the optimizer's in-place steps), not
+    // the parameter itself: the parameter holding its own hook would never be freed.
+    const torch::Tensor values = weight.detach();
+    weight.register_hook([mask, values, wd](const torch::Tensor& g) { return (wd != 0 ? g + wd * values : g) * mask; });
   }
 
   // A resumed run continues the epoch it stopped in: its permutation and position (zero-shot latents
@@ -117,7 +144,7 @@ class FewShotTextEncoderMethod : public ErasureMethod {
   int64_t batch_, zero_shot_ = 0, position_ = 0;
   double beta1_, beta2_, adam_eps_, weight_decay_;
   bool v_prediction_ = false;
-  torch::Tensor latents_, alphas_cumprod_, order_;
+  torch::Tensor latents_, alphas_cumprod_, order_, embedding_rows_;
 };
 
 }  // namespace

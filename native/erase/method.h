@@ -7,6 +7,7 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,8 +40,11 @@ class PromptBank {
   std::map<std::string, torch::Tensor> ids_, states_;
 };
 
-// Seconds spent per named part of the work, for the result's breakdown.
+// Seconds spent per named part of the work, for the result's breakdown:
+// `auto t0 = StepClock::now(); …; ctx.timings["sampling"] += SecondsSince(t0);`
 using Timings = std::map<std::string, double>;
+using StepClock = std::chrono::steady_clock;
+inline double SecondsSince(StepClock::time_point t) { return std::chrono::duration<double>(StepClock::now() - t).count(); }
 
 // What a method works with at every step.
 struct ErasureContext {

@@ -9,7 +9,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { ROOT, benchModel, runJson } = require('./erasure_common');
+const { ROOT, benchModel, runJson, maxRelativeLossDifference } = require('./erasure_common');
 
 module.exports = async function ca({ threads, pythonEnv, quick }) {
   const model = benchModel();
@@ -30,8 +30,7 @@ module.exports = async function ca({ threads, pythonEnv, quick }) {
       '--weight-decay', String(hp.weightDecay), '--clip-grad-norm', String(hp.clipGradNorm), '--seed', String(hp.seed), '--threads', String(threads), '--out', path.join(tmp, 'ref.safetensors'));
     if (hp.anchorScheduler !== 'dpmpp-2m' || !hp.detachStartToken) throw new Error('the reference script runs DPM-Solver++ anchors and the start-token detach only');
     const ref = runJson('python3', refArgs, pythonEnv);
-    let maxRel = 0;
-    ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
+    const maxRel = maxRelativeLossDifference(ours.losses, ref.losses);
     const b = ours.breakdownSeconds;
     const oursTraining = b.anchorPredictions + b.trainedForwardBackward + b.optimizer;
     return {

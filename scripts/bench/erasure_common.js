@@ -20,4 +20,11 @@ function runJson(cmd, args, env) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-module.exports = { ROOT, benchModel, runJson };
+/** The largest relative difference between two loss curves step by step (do both runs train on the same samples?). */
+function maxRelativeLossDifference(ours, ref) {
+  let maxRel = 0;
+  ours.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref[i]) / Math.max(1e-12, Math.abs(ref[i])))));
+  return maxRel;
+}
+
+module.exports = { ROOT, benchModel, runJson, maxRelativeLossDifference };

@@ -7,7 +7,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { ROOT, benchModel, runJson } = require('./erasure_common');
+const { ROOT, benchModel, runJson, maxRelativeLossDifference } = require('./erasure_common');
 
 // Two workloads: plain ESD-x as the reference defines it, and the demo's configuration — the
 // bundled model's measured defaults for its default method (models/shapes-64/lethe.json: method,
@@ -38,8 +38,7 @@ module.exports = async function esd({ threads, pythonEnv, quick }) {
       for (const p of w.projectionKeep) refArgs.push(`--projection-keep=${p}`);
       if (w.preserveProjection) refArgs.push('--preserve-projection', String(w.preserveProjection));
       const ref = runJson('python3', refArgs, pythonEnv);
-      let maxRel = 0;
-      ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
+      const maxRel = maxRelativeLossDifference(ours.losses, ref.losses);
       results[name] = {
         model: path.relative(ROOT, model),
         concept: w.concept,

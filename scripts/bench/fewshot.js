@@ -9,7 +9,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { ROOT, benchModel, runJson } = require('./erasure_common');
+const { ROOT, benchModel, runJson, maxRelativeLossDifference } = require('./erasure_common');
 
 module.exports = async function fewshot({ threads, pythonEnv, quick }) {
   const model = benchModel();
@@ -25,12 +25,11 @@ module.exports = async function fewshot({ threads, pythonEnv, quick }) {
     const hp = h.hyperparameters;
     const refArgs = [path.join(ROOT, 'scripts', 'fewshot_reference.py'), model, '--images', images];
     for (const p of hp.trainPrompts) refArgs.push(`--prompt=${p}`);
-    refArgs.push('--te-params', hp.teParams, '--epochs', String(hp.epochs), '--batch', String(hp.batch), '--lr', String(hp.lr), '--beta1', String(hp.beta1),
+    refArgs.push('--concept', w.concept, '--te-params', hp.teParams, '--epochs', String(hp.epochs), '--batch', String(hp.batch), '--lr', String(hp.lr), '--beta1', String(hp.beta1),
       '--beta2', String(hp.beta2), '--eps', String(hp.adamEps), '--weight-decay', String(hp.weightDecay), '--seed', String(hp.seed), '--threads', String(threads),
       '--out', path.join(tmp, 'ref.safetensors'));
     const ref = runJson('python3', refArgs, pythonEnv);
-    let maxRel = 0;
-    ours.losses.forEach((l, i) => (maxRel = Math.max(maxRel, Math.abs(l - ref.losses[i]) / Math.max(1e-12, Math.abs(ref.losses[i])))));
+    const maxRel = maxRelativeLossDifference(ours.losses, ref.losses);
     const b = ours.breakdownSeconds;
     const oursLoop = b.forward + b.backward + b.optimizer;
     return {

@@ -17,13 +17,14 @@ import { ErrorCodes, LetheError } from '../../errors';
 import { SAMPLER_NAMES, makeNoiseSchedule, resolveSchedulerConfig } from '../../schedulers';
 import type { Pipeline } from '../../pipeline';
 import type { Tensor } from '../../tensor';
+import { hash32, mixSeed } from '../../world';
 import { anchorSet } from '../anchors';
 import { sha256File } from '../fingerprint';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
 import { detectKind, worldCaptions, type ConceptKind } from '../world-prompts';
 import { CA_KINDS } from './ca';
 
-export const TE_PARAMETER_SETS = ['mlp-final-attn', 'mlp', 'attn', 'all', 'embedding'] as const;
+export const TE_PARAMETER_SETS = ['mlp-final-attn', 'mlp', 'attn', 'all', 'embedding', 'concept-embedding'] as const;
 export type TeParameterSet = (typeof TE_PARAMETER_SETS)[number];
 
 /** The image files a folder may hold. */
@@ -36,7 +37,10 @@ export const fewshotOptions = z.object({
   generateSteps: z.number().int().min(1).max(1000).describe('sampler steps for --generate'),
   generateGuidance: z.number().finite().describe('guidance for --generate'),
   generateScheduler: z.enum(SAMPLER_NAMES).describe('sampler for --generate'),
-  teParams: z.enum(TE_PARAMETER_SETS).describe('text-encoder parameters trained: mlp-final-attn (every mlp.fc1/fc2 and the last layer\'s self_attn), mlp, attn, all, embedding'),
+  flip: z.boolean().describe("mirror each image left-right with probability 1/2, once, before encoding (the reference's RandomHorizontalFlip; --images only)"),
+  teParams: z.enum(TE_PARAMETER_SETS).describe(
+      "text-encoder parameters trained: mlp-final-attn (every mlp.fc1/fc2 and the last layer's self_attn), mlp, attn, all, embedding; concept-embedding (Lethe's: the token-embedding rows of the concept's own tokens only)",
+    ),
   epochs: z.number().int().min(1).max(100000).describe('passes over the images'),
   batch: z.number().int().min(1).max(256).describe('images per step (the last batch of an epoch may be smaller)'),
   templates: z.array(z.string()).optional().describe('prompt templates holding "{}" for the concept (CLI: a file, one per line)'),
@@ -60,6 +64,7 @@ const REFERENCE = {
   generateSteps: 25,
   generateGuidance: 7.5,
   generateScheduler: 'dpmpp-2m' as const,
+  flip: true,
   teParams: 'mlp-final-attn' as const,
   epochs: 5,
   batch: 2,
@@ -133,10 +138,20 @@ export function imageFiles(dir: string): string[] {
 }
 
 /**
- * Reads images as the reference does (RGB, resized to the model's resolution without keeping
- * the aspect ratio, bicubic; transparent pixels over white) into [N, 3, H, W] in [-1, 1].
+ * Which images are mirrored: the reference flips each with probability 1/2 as it loads it; here
+ * image i (in name order) is flipped when hash32(mixSeed(seed, i)) is odd, a rule
+ * scripts/fewshot_reference.py computes the same way.
  */
-export async function readImages(files: string[], size: number): Promise<Tensor> {
+export function imageFlips(seed: number, n: number): boolean[] {
+  return Array.from({ length: n }, (_, i) => (hash32(mixSeed(seed, i)) & 1) === 1);
+}
+
+/**
+ * Reads images as the reference does (RGB, resized to the model's resolution without keeping
+ * the aspect ratio, bicubic; transparent pixels over white; then mirrored where `flips` says)
+ * into [N, 3, H, W] in [-1, 1].
+ */
+export async function readImages(files: string[], size: number, flips: boolean[] = []): Promise<Tensor> {
   const plane = size * size;
   const data = new Float32Array(files.length * 3 * plane);
   for (let n = 0; n < files.length; n++) {
@@ -153,7 +168,11 @@ export async function readImages(files: string[], size: number): Promise<Tensor>
       throw new LetheError(ErrorCodes.BAD_ARGUMENT, `images: ${files[n]} cannot be read as an image (${(e as Error).message})`);
     }
     if (raw.length !== 3 * plane) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `images: ${files[n]} did not decode to ${size}x${size} RGB`);
-    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) data[n * 3 * plane + c * plane + i] = raw[i * 3 + c] / 127.5 - 1;
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) {
+        const from = (y * size + (flips[n] ? size - 1 - x : x)) * 3;
+        for (let c = 0; c < 3; c++) data[n * 3 * plane + c * plane + y * size + x] = raw[from + c] / 127.5 - 1;
+      }
   }
   return { dtype: 'float32', shape: [files.length, 3, size, size], data };
 }
@@ -180,6 +199,13 @@ async function encodeImages(pipe: Pipeline, images: Tensor, signal?: AbortSignal
   return { dtype: 'float32', shape: [images.shape[0], ...shape], data };
 }
 
+/** The token ids (and tokens) the concepts are written with: the rows concept-embedding trains. */
+function conceptTokens(pipe: Pipeline, concepts: string[]): { ids: number[]; tokens: string[] } {
+  const tokens = [...new Set(concepts.flatMap((c) => pipe.tokenizer.tokenize(c)))];
+  if (tokens.length === 0) badArg(`concept-embedding: '${concepts.join(', ')}' has no tokens to train`);
+  return { ids: tokens.map((t) => pipe.tokenizer.tokenToId(t)), tokens };
+}
+
 async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeRequest> {
   const o = ctx.options;
   const sources = [o.images !== undefined, o.generate > 0, o.zeroShot].filter(Boolean).length;
@@ -194,10 +220,11 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
   if (o.images !== undefined) {
     const files = imageFiles(o.images);
     images = await Promise.all(files.map(async (f) => ({ file: path.basename(f), sha256: await sha256File(f) })));
-    const pixels = await readImages(files, ctx.pipe.sampleSize * ctx.pipe.info.vae.downscale);
+    const flips = o.flip ? imageFlips(o.seed, files.length) : [];
+    const pixels = await readImages(files, ctx.pipe.sampleSize * ctx.pipe.info.vae.downscale, flips);
     latents = await encodeImages(ctx.pipe, pixels, ctx.signal);
     seconds.imageEncoding = (Date.now() - started) / 1000;
-    source = { images: path.resolve(o.images), count: files.length };
+    source = { images: path.resolve(o.images), count: files.length, flipped: files.filter((_, i) => flips[i]).map((f) => path.basename(f)) };
   } else if (o.generate > 0) {
     // The text-to-video paper's choice: images the base model makes from the training prompts
     // (image k from prompt k mod P), kept in the sample cache like Concept Ablation's anchors.
@@ -219,6 +246,7 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
   const iterations = ctx.explicit.has('iterations') ? o.iterations : o.epochs * perEpoch;
   const resolved = resolveSchedulerConfig(ctx.pipe.schedulerConfig, 'ddpm');
   const schedule = makeNoiseSchedule(resolved);
+  const rows = o.teParams === 'concept-embedding' && !ctx.explicit.has('params') ? conceptTokens(ctx.pipe, ctx.concepts) : undefined;
   return {
     prompts: { train: prompts },
     iterations,
@@ -230,6 +258,7 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
       weightDecay: o.weightDecay,
       vPrediction: resolved.predictionType === 'v_prediction',
       ...(latents ? { latents } : { zeroShot: o.batch }),
+      ...(rows ? { embeddingRows: { dtype: 'int64', shape: [rows.ids.length], data: BigInt64Array.from(rows.ids.map(BigInt)) } } : {}),
       alphasCumprod: { dtype: 'float32', shape: [schedule.numTrainTimesteps], data: Float32Array.from(schedule.alphasCumprod) },
     },
     hyperparameters: {
@@ -237,11 +266,13 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
       images,
       kinds,
       teParams: o.teParams,
+      ...(rows ? { conceptTokens: rows.tokens } : {}),
       epochs: o.epochs,
       batch: o.batch,
       prompts: prompts.length,
       trainPrompts: prompts,
       worldPrompts: o.worldPrompts,
+      flip: o.flip,
       beta1: o.beta1,
       beta2: o.beta2,
       adamEps: o.adamEps,
@@ -259,7 +290,8 @@ export const FEWSHOT_METHOD = registerMethod({
   options: fewshotOptions,
   referenceDefaults: REFERENCE,
   promptFileOptions: ['templates'],
-  parameterSelection: (options, explicit) => (explicit.has('params') ? options.params : options.teParams === 'embedding' ? 'embedding' : `te-${options.teParams}`),
+  parameterSelection: (options, explicit) =>
+    explicit.has('params') ? options.params : options.teParams === 'embedding' || options.teParams === 'concept-embedding' ? 'embedding' : `te-${options.teParams}`,
   prepare,
   breakdown: (s) => ({
     imageEncoding: s.imageEncoding ?? 0,

@@ -240,6 +240,13 @@ export class Pipeline {
     return runNativeJob((o) => this.handle.vaeEncode({ ...o, images }), options);
   }
 
+  /** Images [N, 3, H, W] in [-1, 1] to the latents the UNet sees: the VAE posterior's mean × the scaling factor. */
+  async encodeLatents(images: Tensor, options: RunOptions = {}): Promise<Tensor> {
+    const { mean } = await this.encode(images, options);
+    const s = this.info.vae.scalingFactor;
+    return { ...mean, data: mean.data.map((v) => v * s) };
+  }
+
   /** Text to images, as diffusers' StableDiffusionPipeline with the same initial latents. */
   async generate(options: GenerateOptions): Promise<GenerateResult> {
     const started = Date.now();

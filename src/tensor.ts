@@ -31,3 +31,22 @@ export function tensor(shape: number[], data?: Float32Array | number[]): Tensor<
   if (arr.length !== n) throw new RangeError(`tensor: shape [${shape}] needs ${n} values, got ${arr.length}`);
   return { dtype: 'float32', shape: [...shape], data: arr };
 }
+
+/** float32 tensors joined along their first axis (the rest of their shapes equal). */
+export function concatFirst(parts: Tensor[]): Tensor {
+  const n = parts.reduce((a, p) => a + p.shape[0], 0);
+  const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    data.set(p.data, o);
+    o += p.data.length;
+  }
+  return { dtype: 'float32', shape: [n, ...parts[0].shape.slice(1)], data };
+}
+
+/** The index along the first axis of the first item holding NaN or infinity, or -1. */
+export function firstNonFinite(t: Tensor): number {
+  const per = t.data.length / t.shape[0];
+  for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return Math.floor(i / per);
+  return -1;
+}

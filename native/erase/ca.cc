@@ -30,7 +30,7 @@ namespace {
 
 class ConceptAblationMethod : public ErasureMethod {
  public:
-  explicit ConceptAblationMethod(const Napi::Object& o) {
+  explicit ConceptAblationMethod(const Napi::Object& o) : noise_(o) {
     const std::string loss = OptionString(o, "loss", "model");
     if (loss != "model" && loss != "noise") fail(codes::kBadArgument, "loss must be 'model' or 'noise'");
     model_based_ = loss == "model";
@@ -38,7 +38,6 @@ class ConceptAblationMethod : public ErasureMethod {
     batch_ = static_cast<int64_t>(OptionNumber(o, "batch", 4));
     weight_decay_ = OptionNumber(o, "weightDecay", 1e-2);
     clip_grad_norm_ = OptionNumber(o, "clipGradNorm", 1.0);
-    v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
     detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
     preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
     if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
@@ -46,10 +45,8 @@ class ConceptAblationMethod : public ErasureMethod {
     if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
     latents_ = RequireTensor(o, "anchorLatents").to(torch::kFloat32);
     pair_of_ = RequireTensor(o, "anchorPromptIndex").to(torch::kInt64);
-    alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
     if (latents_.dim() != 4 || latents_.size(0) < 1) fail(codes::kShapeMismatch, "anchorLatents must be [images, channels, height, width]");
     if (pair_of_.dim() != 1 || pair_of_.size(0) != latents_.size(0)) fail(codes::kShapeMismatch, "anchorPromptIndex must give one prompt pair per anchor image");
-    if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
     if (!torch::isfinite(latents_).all().item<bool>()) fail(codes::kNonFinite, "the anchor latents hold NaN or infinity: the base model cannot generate the anchor images");
   }
 
@@ -57,13 +54,12 @@ class ConceptAblationMethod : public ErasureMethod {
     const int64_t pairs = ctx.prompts.count("target");
     if (pairs == 0 || ctx.prompts.count("anchor") != pairs) fail(codes::kBadArgument, "Concept Ablation needs the prompt groups target and anchor, one anchor prompt per target prompt");
     if (pair_of_.min().item<int64_t>() < 0 || pair_of_.max().item<int64_t>() >= pairs) fail(codes::kBadArgument, "anchorPromptIndex names a prompt pair that was not given");
-    if (alphas_cumprod_.size(0) != ctx.trainTimesteps) fail(codes::kShapeMismatch, "alphasCumprod has " + std::to_string(alphas_cumprod_.size(0)) + " entries for " + std::to_string(ctx.trainTimesteps) + " train timesteps");
+    noise_.Setup(ctx);
     std::vector<int64_t> want{latents_.size(0)};
     want.insert(want.end(), ctx.latentShape.begin(), ctx.latentShape.end());
     if (latents_.sizes().vec() != want) fail(codes::kShapeMismatch, "anchorLatents do not have this model's latent shape");
     if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
     latents_ = latents_.to(ctx.device());
-    alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
     optimizers.model.options.weight_decay = weight_decay_;
     optimizers.model.clipGradNorm = clip_grad_norm_;
     if (detach_start_token_)
@@ -81,10 +77,7 @@ class ConceptAblationMethod : public ErasureMethod {
 
     auto t0 = StepClock::now();
     const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
-    const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({n, 1, 1, 1});
-    const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
-    const torch::Tensor xt = ctx.onDevice(signal * x0 + noise * eps);
-    const torch::Tensor noiseTarget = v_prediction_ ? signal * eps - noise * x0 : eps;
+    const auto [xt, noiseTarget] = noise_.Add(ctx, x0, eps, t);
     const torch::Tensor ts = t.to(torch::kFloat32);
     const torch::Tensor pair = pair_of_.index_select(0, idx);
 
@@ -112,10 +105,11 @@ class ConceptAblationMethod : public ErasureMethod {
   }
 
  private:
-  bool model_based_ = true, v_prediction_ = false, detach_start_token_ = true;
+  bool model_based_ = true, detach_start_token_ = true;
   double prior_weight_, weight_decay_, clip_grad_norm_, preserve_projection_ = 0;
   int64_t batch_;
-  torch::Tensor latents_, pair_of_, alphas_cumprod_;
+  torch::Tensor latents_, pair_of_;
+  TrainingNoise noise_;
 };
 
 }  // namespace

@@ -29,13 +29,12 @@ namespace {
 
 class FewShotTextEncoderMethod : public ErasureMethod {
  public:
-  explicit FewShotTextEncoderMethod(const Napi::Object& o) {
+  explicit FewShotTextEncoderMethod(const Napi::Object& o) : noise_(o) {
     batch_ = static_cast<int64_t>(OptionNumber(o, "batch", 2));
     beta1_ = OptionNumber(o, "beta1", 0.9);
     beta2_ = OptionNumber(o, "beta2", 0.98);
     adam_eps_ = OptionNumber(o, "adamEps", 1e-6);
     weight_decay_ = OptionNumber(o, "weightDecay", 1e-8);
-    v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
     zero_shot_ = static_cast<int64_t>(OptionNumber(o, "zeroShot", 0));
     if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
     if (!(beta1_ >= 0 && beta1_ < 1) || !(beta2_ >= 0 && beta2_ < 1) || !(adam_eps_ > 0) || !(weight_decay_ >= 0))
@@ -50,8 +49,6 @@ class FewShotTextEncoderMethod : public ErasureMethod {
       embedding_rows_ = RequireTensor(o, "embeddingRows").to(torch::kInt64);
       if (embedding_rows_.dim() != 1 || embedding_rows_.size(0) < 1) fail(codes::kBadArgument, "embeddingRows must be a non-empty list of token ids");
     }
-    alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
-    if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
   }
 
   void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
@@ -60,8 +57,7 @@ class FewShotTextEncoderMethod : public ErasureMethod {
       if (name.rfind("text_encoder.", 0) != 0) fail(codes::kBadArgument, "few-shot unlearning trains the text encoder only, the UNet stays frozen; '" + name + "' is a UNet parameter");
     if (!ctx.trained.trainsTextEncoder())
       fail(codes::kBadArgument, "few-shot unlearning trains the text encoder: select text_encoder parameters (--te-params mlp-final-attn, mlp, attn, all, embedding)");
-    if (alphas_cumprod_.size(0) != ctx.trainTimesteps)
-      fail(codes::kShapeMismatch, "alphasCumprod has " + std::to_string(alphas_cumprod_.size(0)) + " entries for " + std::to_string(ctx.trainTimesteps) + " train timesteps");
+    noise_.Setup(ctx);
     std::vector<int64_t> shape{zero_shot_};
     shape.insert(shape.end(), ctx.latentShape.begin(), ctx.latentShape.end());
     if (zero_shot_ > 0) {
@@ -71,7 +67,6 @@ class FewShotTextEncoderMethod : public ErasureMethod {
       if (latents_.sizes().vec() != shape) fail(codes::kShapeMismatch, "the images' latents do not have this model's latent shape");
     }
     latents_ = latents_.to(ctx.device());
-    alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
     auto& opt = optimizers.model.options;
     opt.beta1 = beta1_;
     opt.beta2 = beta2_;
@@ -95,10 +90,7 @@ class FewShotTextEncoderMethod : public ErasureMethod {
 
     const auto t0 = StepClock::now();
     const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
-    const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({b, 1, 1, 1});
-    const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
-    const torch::Tensor xt = ctx.onDevice(signal * x0 + noise * eps);
-    const torch::Tensor target = v_prediction_ ? signal * eps - noise * x0 : eps;
+    const auto [xt, target] = noise_.Add(ctx, x0, eps, t);
     const torch::Tensor states = ctx.trainedStates("train", prompt);
     const torch::Tensor out = ctx.trained.unet().forward(xt, t.to(torch::kFloat32), states).to(torch::kFloat32);
     // Ascent: the objective minimised is the negated denoising loss.
@@ -143,8 +135,8 @@ class FewShotTextEncoderMethod : public ErasureMethod {
  private:
   int64_t batch_, zero_shot_ = 0, position_ = 0;
   double beta1_, beta2_, adam_eps_, weight_decay_;
-  bool v_prediction_ = false;
-  torch::Tensor latents_, alphas_cumprod_, order_, embedding_rows_;
+  torch::Tensor latents_, order_, embedding_rows_;
+  TrainingNoise noise_;
 };
 
 }  // namespace

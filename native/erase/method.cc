@@ -1,6 +1,7 @@
 #include "erase/method.h"
 
 #include "bridge/errors.h"
+#include "bridge/options.h"
 
 namespace lethe {
 
@@ -101,6 +102,24 @@ torch::Tensor ErasureContext::Sample(UNet2DConditionModelImpl& unet, const Sampl
     x = RunPlan(prefix, onDevice(z), guided, [](const torch::Tensor& like) { return torch::zeros_like(like); }, [](size_t) {});
   }
   return x.clone();  // a normal tensor again: it may enter a graph
+}
+
+TrainingNoise::TrainingNoise(const Napi::Object& o) {
+  v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
+  alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
+  if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
+}
+
+void TrainingNoise::Setup(const ErasureContext& ctx) {
+  if (alphas_cumprod_.size(0) != ctx.trainTimesteps)
+    fail(codes::kShapeMismatch, "alphasCumprod has " + std::to_string(alphas_cumprod_.size(0)) + " entries for " + std::to_string(ctx.trainTimesteps) + " train timesteps");
+  alphas_cumprod_ = alphas_cumprod_.to(ctx.device());
+}
+
+TrainingNoise::Noised TrainingNoise::Add(const ErasureContext& ctx, const torch::Tensor& x0, const torch::Tensor& eps, const torch::Tensor& t) const {
+  const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({t.size(0), 1, 1, 1});
+  const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
+  return {ctx.onDevice(signal * x0 + noise * eps), v_prediction_ ? signal * eps - noise * x0 : eps};
 }
 
 }  // namespace lethe

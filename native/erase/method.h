@@ -77,6 +77,25 @@ struct ErasureContext {
                        const torch::Tensor& cond, double guidance);
 };
 
+// Training noise as diffusers' DDPM schedule adds it, for methods that noise latents themselves
+// (Concept Ablation, few-shot unlearning): the options `alphasCumprod` [T] and `vPrediction` from
+// TypeScript (src/erase/training-noise.ts).
+class TrainingNoise {
+ public:
+  explicit TrainingNoise(const Napi::Object& options);  // JS thread: reads and checks the options
+  void Setup(const ErasureContext& ctx);                  // checks T against the model's, moves to the device
+  struct Noised {
+    torch::Tensor xt;      // sqrt(a_t) x0 + sqrt(1 - a_t) eps (diffusers' add_noise), in the model's dtype
+    torch::Tensor target;  // eps, or v = sqrt(a_t) eps - sqrt(1 - a_t) x0 under v-prediction (float32)
+  };
+  // x0 and eps [n, C, h, w] float32 on the device, t [n] int64 on the device.
+  Noised Add(const ErasureContext& ctx, const torch::Tensor& x0, const torch::Tensor& eps, const torch::Tensor& t) const;
+
+ private:
+  torch::Tensor alphas_cumprod_;
+  bool v_prediction_ = false;
+};
+
 // One optimizer of the run: what it trains and how.
 struct OptimizerSpec {
   std::string name;

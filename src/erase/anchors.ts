@@ -16,7 +16,7 @@ import { ErrorCodes, LetheError } from '../errors';
 import type { ProgressEvent } from '../job';
 import type { Pipeline } from '../pipeline';
 import type { SamplerName } from '../schedulers';
-import type { Tensor } from '../tensor';
+import { concatFirst, firstNonFinite, type Tensor } from '../tensor';
 
 export interface AnchorSpec {
   prompts: string[];
@@ -81,20 +81,18 @@ export async function anchorSet(
           ErrorCodes.NON_FINITE,
           `the base model generated NaN or infinity for anchor prompt '${spec.prompts[ids[bad]]}': the anchors cannot be made; check the model (or its dtype) and the prompts`,
         );
-      const { mean } = await pipe.encode(toSigned(images), { signal: options.signal });
-      const s = pipe.info.vae.scalingFactor;
-      latentParts.push({ ...mean, data: mean.data.map((v) => v * s) });
+      latentParts.push(await pipe.encodeLatents(toSigned(images), { signal: options.signal }));
       parts.push(images);
       options.onProgress?.({ phase: 'anchors', step: c + 1, total: chunks });
     }
-    const latents = concat(latentParts);
+    const latents = concatFirst(latentParts);
     if (firstNonFinite(latents) >= 0) throw new LetheError(ErrorCodes.NON_FINITE, 'the VAE encoded an anchor image to NaN or infinity: the anchors cannot be made');
     const promptIndex: Tensor<'int64'> = {
       dtype: 'int64',
       shape: [spec.images],
       data: BigInt64Array.from({ length: spec.images }, (_, k) => BigInt(k % spec.prompts.length)),
     };
-    return { latents, promptIndex, images: concat(parts) };
+    return { latents, promptIndex, images: concatFirst(parts) };
   });
   return {
     latents: tensors.latents as Tensor,
@@ -113,22 +111,4 @@ function quantize(images: Tensor): Tensor {
 
 function toSigned(images: Tensor): Tensor {
   return { ...images, data: images.data.map((v) => v * 2 - 1) };
-}
-
-/** The index along the first axis of the first item holding NaN or infinity, or -1. */
-function firstNonFinite(t: Tensor): number {
-  const per = t.data.length / t.shape[0];
-  for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return Math.floor(i / per);
-  return -1;
-}
-
-function concat(parts: Tensor[]): Tensor {
-  const n = parts.reduce((a, p) => a + p.shape[0], 0);
-  const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    data.set(p.data, o);
-    o += p.data.length;
-  }
-  return { dtype: 'float32', shape: [n, ...parts[0].shape.slice(1)], data };
 }

@@ -8,11 +8,12 @@
 import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../../errors';
 import { conceptPromptSets } from '../../eval/prompts';
-import { SAMPLER_NAMES, makeNoiseSchedule, resolveSchedulerConfig } from '../../schedulers';
+import { SAMPLER_NAMES } from '../../schedulers';
 import { POSTER, SUNNY, SUNNY_TEMPLATES } from '../../world';
 import { detectKind, worldCaptions, worldTerm } from '../world-prompts';
 import { anchorSet } from '../anchors';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
+import { trainingNoiseOptions } from '../training-noise';
 
 export const CA_KINDS = ['auto', 'object', 'instance', 'style', 'memorized'] as const;
 export type CaKind = (typeof CA_KINDS)[number];
@@ -202,8 +203,6 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
   );
   if (!set.cached) ctx.note(`generated ${o.anchorImages} anchor images in ${set.seconds.toFixed(1)}s (cached for later runs)`);
   const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, pairs) : [];
-  const resolved = resolveSchedulerConfig(ctx.pipe.schedulerConfig, 'ddpm');
-  const schedule = makeNoiseSchedule(resolved);
   return {
     prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts, ...(kept.length ? { projection: kept } : {}) },
     options: {
@@ -214,10 +213,9 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
       preserveProjection: o.preserveProjection,
-      vPrediction: resolved.predictionType === 'v_prediction',
+      ...trainingNoiseOptions(ctx.pipe),
       anchorLatents: set.latents,
       anchorPromptIndex: set.promptIndex,
-      alphasCumprod: { dtype: 'float32', shape: [schedule.numTrainTimesteps], data: Float32Array.from(schedule.alphasCumprod) },
     },
     hyperparameters: {
       loss,

@@ -14,13 +14,14 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { ErrorCodes, LetheError } from '../../errors';
-import { SAMPLER_NAMES, makeNoiseSchedule, resolveSchedulerConfig } from '../../schedulers';
+import { SAMPLER_NAMES } from '../../schedulers';
 import type { Pipeline } from '../../pipeline';
-import type { Tensor } from '../../tensor';
+import { concatFirst, firstNonFinite, type Tensor } from '../../tensor';
 import { hash32, mixSeed } from '../../world';
 import { anchorSet } from '../anchors';
 import { sha256File } from '../fingerprint';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
+import { trainingNoiseOptions } from '../training-noise';
 import { detectKind, worldCaptions, type ConceptKind } from '../world-prompts';
 import { CA_KINDS } from './ca';
 
@@ -177,26 +178,17 @@ export async function readImages(files: string[], size: number, flips: boolean[]
   return { dtype: 'float32', shape: [files.length, 3, size, size], data };
 }
 
-/** VAE posterior means × the scaling factor, a few images at a time. */
+/** The images' latents (erase/anchors' encoding: the posterior's mean × the scaling factor), a few images at a time. */
 async function encodeImages(pipe: Pipeline, images: Tensor, signal?: AbortSignal): Promise<Tensor> {
   const per = images.data.length / images.shape[0];
-  const parts: Float32Array[] = [];
-  let shape: number[] = [];
+  const parts: Tensor[] = [];
   for (let i = 0; i < images.shape[0]; i += 8) {
     const n = Math.min(8, images.shape[0] - i);
-    const { mean } = await pipe.encode({ dtype: 'float32', shape: [n, ...images.shape.slice(1)], data: images.data.subarray(i * per, (i + n) * per) }, { signal });
-    const s = pipe.info.vae.scalingFactor;
-    parts.push(Float32Array.from(mean.data, (v) => v * s));
-    shape = mean.shape.slice(1);
+    parts.push(await pipe.encodeLatents({ dtype: 'float32', shape: [n, ...images.shape.slice(1)], data: images.data.subarray(i * per, (i + n) * per) }, { signal }));
   }
-  const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    data.set(p, o);
-    o += p.length;
-  }
-  if (!data.every(Number.isFinite)) throw new LetheError(ErrorCodes.NON_FINITE, 'the VAE encoded an image to NaN or infinity: check the images and the model (or its dtype)');
-  return { dtype: 'float32', shape: [images.shape[0], ...shape], data };
+  const latents = concatFirst(parts);
+  if (firstNonFinite(latents) >= 0) throw new LetheError(ErrorCodes.NON_FINITE, 'the VAE encoded an image to NaN or infinity: check the images and the model (or its dtype)');
+  return latents;
 }
 
 /** The token ids (and tokens) the concepts are written with: the rows concept-embedding trains. */
@@ -244,8 +236,6 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
   const perEpoch = Math.ceil(count / o.batch);
   if (ctx.explicit.has('iterations')) ctx.note(`iterations ${o.iterations} given: it replaces epochs × batches (${o.epochs} × ${perEpoch})`);
   const iterations = ctx.explicit.has('iterations') ? o.iterations : o.epochs * perEpoch;
-  const resolved = resolveSchedulerConfig(ctx.pipe.schedulerConfig, 'ddpm');
-  const schedule = makeNoiseSchedule(resolved);
   const rows = o.teParams === 'concept-embedding' && !ctx.explicit.has('params') ? conceptTokens(ctx.pipe, ctx.concepts) : undefined;
   return {
     prompts: { train: prompts },
@@ -256,10 +246,9 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
       beta2: o.beta2,
       adamEps: o.adamEps,
       weightDecay: o.weightDecay,
-      vPrediction: resolved.predictionType === 'v_prediction',
+      ...trainingNoiseOptions(ctx.pipe),
       ...(latents ? { latents } : { zeroShot: o.batch }),
       ...(rows ? { embeddingRows: { dtype: 'int64', shape: [rows.ids.length], data: BigInt64Array.from(rows.ids.map(BigInt)) } } : {}),
-      alphasCumprod: { dtype: 'float32', shape: [schedule.numTrainTimesteps], data: Float32Array.from(schedule.alphasCumprod) },
     },
     hyperparameters: {
       source,

@@ -22,6 +22,8 @@ export interface PipelineLoadOptions extends RunOptions {
   variant?: string;
   /** Delta files (erasures) to add to the UNet; each must have been made from this model. */
   deltas?: string[];
+  /** Apply the deltas' weights only, without their prompt memory (what an export of them holds). */
+  dropPromptMemory?: boolean;
 }
 
 export interface PipelineInfo {
@@ -160,7 +162,7 @@ export class Pipeline {
     const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'LetheWarning'));
     const defaults = readModelDefaults(dir);
     const pipe = new Pipeline(dir, tokenizer, schedulerConfig, handle, info, unetConfig.sample_size ?? 64, SCHEDULER_BY_CLASS[cls] ?? 'ddim', warn, defaults);
-    for (const d of options.deltas ?? []) await pipe.applyDelta(d, { signal });
+    for (const d of options.deltas ?? []) await pipe.applyDelta(d, { signal, dropPromptMemory: options.dropPromptMemory });
     return pipe;
   }
 
@@ -169,9 +171,12 @@ export class Pipeline {
    * model): UNet and text-encoder weights, prompt memory. Refused when the delta was made from
    * other base components, or sets an extra tensor a delta already applied sets.
    */
-  async applyDelta(file: string, options: RunOptions & { scale?: number } = {}): Promise<DeltaInfo> {
-    const [info] = await checkDeltasFor(this.dir, [file], this.deltas);
-    await runNativeJob((o) => this.handle.applyDelta({ ...o, path: file, scale: options.scale ?? 1 }), options);
+  async applyDelta(file: string, options: RunOptions & { scale?: number; dropPromptMemory?: boolean } = {}): Promise<DeltaInfo> {
+    const drop = options.dropPromptMemory === true;
+    const [found] = await checkDeltasFor(this.dir, [file], this.deltas);
+    // Without its memory the delta is another model (the sample cache's identity says so).
+    const info = drop && found.extras.length ? { ...found, extras: [], droppedExtras: found.extras } : found;
+    await runNativeJob((o) => this.handle.applyDelta({ ...o, path: file, scale: options.scale ?? 1, dropMemory: drop }), options);
     this.deltas.push(info);
     return info;
   }
@@ -187,7 +192,7 @@ export class Pipeline {
       const dir = path.join(this.dir, sub);
       for (const f of fs.readdirSync(dir).sort()) if (fs.statSync(path.join(dir, f)).isFile()) h.update(`\n${sub}/${f}:${await sha256File(path.join(dir, f))}`);
     }
-    for (const d of this.deltas) h.update(`\ndelta:${await sha256File(d.file)}`);
+    for (const d of this.deltas) h.update(`\ndelta:${await sha256File(d.file)}${d.droppedExtras?.length ? ':without-prompt-memory' : ''}`);
     return h.digest('hex');
   }
 

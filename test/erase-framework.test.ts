@@ -54,6 +54,8 @@ function quickFor(method: string, concept = quick.concept) {
     return { ...common, concept, anchor: concept.split(',').map((_, i) => `a green thing ${i}`).join(','), anchorImages: 3, anchorSteps: 2, batch: 1 };
   // Few-shot unlearning: three small images, one per step (so a checkpoint falls mid-epoch).
   if (getMethod(method).native === 'fewshot') return { ...common, concept, images: path.join(ROOT, 'test', 'fixtures', 'fewshot', 'images'), batch: 1 };
+  // Prompt memory: its steps are erasure + transfer iterations (2 + 1 = quick's 3).
+  if (getMethod(method).native === 'prompt-memory') return { ...common, concept, ddimSteps, iterations: 2, transferIterations: 1, promptTokens: 2, placement: 'mid' };
   return { ...common, concept, ddimSteps };
 }
 

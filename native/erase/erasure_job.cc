@@ -2,6 +2,7 @@
 //   options: { method, options (the method's own), params (patterns), prompts { group: ids },
 //              iterations, lr, seed, plan?, latentShape, trainTimesteps,
 //              memory? { tokens, layers (globs on attn2 layer names), initScale },
+//              start? { name: tensor } (an earlier delta of this selection to continue from),
 //              out, checkpoint, checkpointEvery, resume, metadata { k: v }, identity { k: v } }
 // The run: encode the prompts with the frozen text encoder; select the trained tensors; build the
 // trained copy; the method's Setup; restore a checkpoint after checking it belongs to this run;
@@ -99,6 +100,15 @@ class ErasureJob : public AsyncJob {
       if (memory_tokens_ < 0 || memory_tokens_ > 1024) fail(codes::kBadArgument, "memory.tokens must be in 0..1024");
       if (memory_tokens_ > 0 && memory_layers_.empty()) fail(codes::kBadArgument, "memory.layers: name the cross-attention layers that get memory tokens");
     }
+    Napi::Value start = o.Get("start");
+    if (start.IsObject()) {
+      auto so = start.As<Napi::Object>();
+      Napi::Array names = so.GetPropertyNames();
+      for (uint32_t i = 0; i < names.Length(); ++i) {
+        std::string k = names.Get(i).ToString().Utf8Value();
+        start_.emplace_back(k, tensorFromJs(so.Get(k), "start." + k));
+      }
+    }
     identity_ = StringMap(o.Get("identity"));
     if (iterations_ < 1) fail(codes::kBadArgument, "iterations must be >= 1");
     if (!(lr_ > 0)) fail(codes::kBadArgument, "lr must be > 0");
@@ -125,6 +135,7 @@ class ErasureJob : public AsyncJob {
     const double lr = lr_;
     plan.model = {"model", trained.parameters(), AdamWOptions{lr, 0.9, 0.999, 1e-8, 0.0}, [lr](int64_t) { return lr; }, nullptr, 0};
     if (memory_tokens_ > 0) AddMemory(trained, gen, plan);
+    if (!start_.empty()) ApplyStart(trained);
     method_->Setup(ctx, plan);
     std::vector<OptimizerSpec> specs{plan.model};
     specs.insert(specs.end(), plan.others.begin(), plan.others.end());
@@ -165,6 +176,7 @@ class ErasureJob : public AsyncJob {
     };
     auto t0 = Clock::now();
     loop.Run(slots);
+    for (auto& [_, curve] : terms_) curve.resize(losses_.size(), std::nan(""));  // a term absent from the last steps
     loop_seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
     timings_ = ctx.timings;
     timings_["backward"] += loop.backwardSeconds;
@@ -224,6 +236,27 @@ class ErasureJob : public AsyncJob {
     metadata_.emplace_back("prompt_memory_layers", list + "]");
     plan.model.params.emplace_back("extra.prompt_memory.k", mem->k);
     plan.model.params.emplace_back("extra.prompt_memory.v", mem->v);
+  }
+
+  // Continuing an earlier delta (continual erasure): its weight deltas are added to the trained
+  // copy's clones and its extras replace theirs, so training goes on from where that run ended and
+  // the delta written is again the whole change from the base. Every tensor must be one this run
+  // trains, with the same shape.
+  void ApplyStart(TrainedModel& trained) {
+    torch::NoGradGuard ng;
+    std::map<std::string, torch::Tensor> ours;
+    for (const auto& [k, t] : trained.parameters()) ours[k] = t;
+    std::set<std::string> extras;
+    for (const auto& [k, t] : trained.extras()) ours[k] = t, extras.insert(k);
+    for (const auto& [k, v] : start_) {
+      auto it = ours.find(k);
+      if (it == ours.end()) fail(codes::kBadArgument, "the delta to continue has " + k + ", which this run does not train; continue it with the same parameter selection and memory");
+      if (it->second.sizes() != v.sizes())
+        fail(codes::kShapeMismatch, "the delta to continue has " + k + " of shape " + c10::str(v.sizes()) + ", this run's is " + c10::str(it->second.sizes()));
+      torch::Tensor value = v.to(it->second.device(), it->second.scalar_type());
+      if (extras.count(k)) it->second.copy_(value);
+      else it->second.add_(value);
+    }
   }
 
   // Checkpoint: every optimizer (parameters, moments, step), the generator, the loop's step, the
@@ -296,6 +329,7 @@ class ErasureJob : public AsyncJob {
   std::vector<std::string> memory_layers_;
   double memory_init_scale_ = 0.02;
   Metadata metadata_, identity_;
+  std::vector<std::pair<std::string, torch::Tensor>> start_;
   std::vector<double> losses_;
   std::map<std::string, std::vector<double>> terms_;
   std::vector<std::string> trained_names_;

@@ -264,6 +264,7 @@ class ApplyDeltaJob : public PipelineJob {
   ApplyDeltaJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.applyDelta", std::move(m), o) {
     path_ = OptionString(o, "path", "");
     scale_ = OptionNumber(o, "scale", 1.0);
+    drop_memory_ = o.Get("dropMemory").ToBoolean().Value();
     if (path_.empty()) fail(codes::kBadArgument, "path is required");
   }
   void Run() override {
@@ -301,6 +302,8 @@ class ApplyDeltaJob : public PipelineJob {
         fail(codes::kBadCheckpoint, path_ + ": delta key '" + e.name + "' is not unet.<key>, text_encoder.<key> or extra.<name>");
       }
     }
+    // dropMemory: the weights alone (what a plain diffusers export of the delta holds).
+    if (drop_memory_) memory.clear();
     std::vector<std::pair<AttentionImpl*, std::shared_ptr<AttentionMemory>>> attach;
     if (!memory.empty()) {
       if (scale_ != 1.0) fail(codes::kBadArgument, path_ + ": a delta with prompt memory is applied whole (scale 1)");
@@ -357,6 +360,7 @@ class ApplyDeltaJob : public PipelineJob {
 
   std::string path_;
   double scale_;
+  bool drop_memory_ = false;
   int64_t applied_ = 0;
 };
 

@@ -27,8 +27,10 @@ export interface DeltaInfo {
   baseFingerprint: string;
   /** The components its keys touch (`extra.` counts as unet). */
   components: string[];
-  /** Its `extra.` tensor names. */
+  /** Its `extra.` tensor names (as applied: none when its prompt memory was dropped). */
   extras: string[];
+  /** The `extra.` tensors a pipeline left out (Pipeline.load's dropPromptMemory). */
+  droppedExtras?: string[];
   metadata: Record<string, string>;
   tensors: number;
 }

@@ -256,8 +256,9 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
 
   const prompts: Record<string, Tensor<'int64'>> = {};
   for (const [group, texts] of Object.entries(req.prompts)) if (texts.length) prompts[group] = pipe.tokenize(texts);
-  const memoryTokens = values.memoryTokens as number;
-  const memory = memoryTokens > 0 ? { tokens: memoryTokens, layers: memoryLayerGlobs(values.memoryLayers as string) } : undefined;
+  const memoryTokens = req.memory?.tokens ?? (values.memoryTokens as number);
+  const memoryLayers = req.memory?.layers ?? (values.memoryLayers as string);
+  const memory = memoryTokens > 0 ? { tokens: memoryTokens, layers: memoryLayerGlobs(memoryLayers) } : undefined;
   const components = [...selection.components, ...(method.addsExtras || memory ? ['unet'] : [])];
   const fingerprints = await baseFingerprints(pipe.dir, components);
   const hyperparameters = {
@@ -265,7 +266,7 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
     lr: values.lr,
     seed: values.seed,
     params: selection.spec,
-    ...(memory ? { memoryTokens, memoryLayers: values.memoryLayers } : {}),
+    ...(memory && !req.memory ? { memoryTokens, memoryLayers } : {}),
     ...(req.hyperparameters ?? Object.fromEntries(Object.entries(values).filter(([k]) => !(COMMON_KEYS as readonly string[]).includes(k)))),
     dtype: pipe.info.dtype,
   };
@@ -307,6 +308,7 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
         seed: values.seed,
         plan: req.plan,
         memory,
+        start: req.start,
         latentShape: [pipe.info.unet.inChannels, pipe.sampleSize, pipe.sampleSize],
         trainTimesteps: (pipe.schedulerConfig as { num_train_timesteps?: number }).num_train_timesteps ?? 1000,
         out: o.out,

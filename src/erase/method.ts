@@ -11,6 +11,7 @@ import type { ModelDefaults } from '../models';
 import type { ProgressEvent } from '../job';
 import type { Pipeline } from '../pipeline';
 import type { SamplingPlan } from '../schedulers';
+import type { Tensor } from '../tensor';
 
 /** Options every method has; their values come from the caller, the model's defaults or the method's reference defaults. */
 export interface CommonMethodOptions {
@@ -60,6 +61,10 @@ export interface NativeRequest {
   metadata?: Record<string, string>;
   /** The run's step count when the method derives it (few-shot: epochs × batches); overrides `iterations`. */
   iterations?: number;
+  /** The cross-attention memory, for a method whose own options place it (prompt-memory); default: the common memoryTokens / memoryLayers. */
+  memory?: { tokens: number; layers: string };
+  /** Values to start from (an earlier delta of the same selection: continual erasure): weight deltas are added to the base's, extras replace the new ones. */
+  start?: Record<string, Tensor>;
   /** Seconds of work done in prepare (e.g. anchor generation), joined to the native job's for the breakdown. */
   seconds?: Record<string, number>;
 }

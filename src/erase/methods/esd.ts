@@ -56,8 +56,12 @@ function badArg(reason: string): never {
 
 const intersect = (lists: string[][]) => lists.reduce((a, b) => a.filter((x) => b.includes(x)));
 
-/** The world's prompt lists for the concepts, as the demo's calibration chose them (docs/esd.md). */
-function worldLists(ctx: PrepareContext<EsdOptions>) {
+/**
+ * The world's prompt lists for the concepts, as the demo's calibration chose them (docs/esd.md):
+ * the concepts as the captions phrase them, the prompts the preservation term keeps and those only
+ * the closed-form refit keeps. Undefined (with a note) off the shapes world or for another concept.
+ */
+export function worldLists(ctx: Pick<PrepareContext<unknown>, 'model' | 'concepts' | 'note'>) {
   if (ctx.model.world !== 'shapes') {
     ctx.note('worldPrompts: this model is not of the shapes world; the concepts are trained as given and nothing is kept by it');
     return undefined;

@@ -6,10 +6,12 @@
 import type { CaOptions } from './ca';
 import type { EsdOptions } from './esd';
 import type { FewshotOptions } from './fewshot';
+import type { PromptMemoryOptions } from './prompt-memory';
 
 import './esd';
 import './ca';
 import './fewshot';
+import './prompt-memory';
 
 export { ESD_METHODS, esdOptions } from './esd';
 export type { EsdOptions } from './esd';
@@ -17,6 +19,8 @@ export { CA_METHODS, caOptions, promptPairs } from './ca';
 export type { CaOptions, PromptPair } from './ca';
 export { FEWSHOT_METHOD, fewshotOptions, fewshotPrompts, TE_PARAMETER_SETS } from './fewshot';
 export type { FewshotOptions } from './fewshot';
+export { PROMPT_MEMORY_METHOD, promptMemoryOptions } from './prompt-memory';
+export type { PromptMemoryOptions } from './prompt-memory';
 
 /** Every method's own options, for the API's types (each method validates its own). */
-export type MethodOptions = EsdOptions & CaOptions & FewshotOptions;
+export type MethodOptions = EsdOptions & CaOptions & FewshotOptions & PromptMemoryOptions;

@@ -14,6 +14,7 @@ const SECTIONS = {
   esd: require('./bench/esd'),
   ca: require('./bench/ca'),
   fewshot: require('./bench/fewshot'),
+  'prompt-memory': require('./bench/prompt_memory'),
 };
 
 function arg(name) {

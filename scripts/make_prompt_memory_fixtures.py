@@ -16,6 +16,7 @@ RUNS = {
     "alternate": ["--concept", "red circle", "--iterations", "4", "--transfer-iterations", "4", "--placement", "mid_block.*,up_blocks.1.*", "--seed", "3"],
     "preserve-uneven": ["--concept", "red circle, blue", "--iterations", "5", "--transfer-iterations", "2", "--placement", "*",
                         "--preserve", "", "--preserve", "blue star", "--preserve-weight", "2", "--seed", "5"],
+    "erasure-trains-prompt": ["--concept", "blue star", "--iterations", "4", "--transfer-iterations", "1", "--placement", "*", "--erasure-trains-prompt", "--seed", "8"],
     "continual": ["--concept", "green square", "--iterations", "3", "--transfer-iterations", "3", "--placement", "mid_block.*,up_blocks.1.*", "--seed", "6",
                   "--start", os.path.join(OUT, "alternate.safetensors")],
 }

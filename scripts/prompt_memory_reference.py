@@ -9,7 +9,8 @@ Per step s of N = iterations + transfer-iterations: a transfer step when
 floor((s+1) Tr / N) > floor(s Tr / N), else an erasure step.
   x_t: t_enc DDIM steps from z with guidance G by the trained UNet, prompt included.
   transfer (Adam on the prompt, lr --prompt-lr): MSE(eps_{theta,P}(x,t,c), eps*(x,t,c))
-  erasure (Adam on the weights, lr --lr): MSE(eps_{theta,P}(x,t,c), e0 - eta (ep - e0))
+  erasure (Adam on the weights, lr --lr, and with --erasure-trains-prompt on the prompt too):
+          MSE(eps_{theta,P}(x,t,c), e0 - eta (ep - e0))
           + w MSE(eps_{theta,P}(x,t,p), eps*(x,t,p)) for one kept prompt p.
 
 Usage: prompt_memory_reference.py MODEL_DIR --concept TEXT[,TEXT] --iterations N --transfer-iterations M
@@ -39,6 +40,7 @@ def main():
     ap.add_argument("--transfer-iterations", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--prompt-lr", type=float, default=1e-5)
+    ap.add_argument("--erasure-trains-prompt", action="store_true", help="erasure steps train the prompt too")
     ap.add_argument("--prompt-tokens", type=int, default=10)
     ap.add_argument("--placement", default="mid_block.*", help="comma-separated globs on attn2 layer names")
     ap.add_argument("--init-scale", type=float, default=0.02)
@@ -131,12 +133,13 @@ def main():
         loss = torch.nn.functional.mse_loss(out[0], target)
         if keep:
             loss = loss + a.preserve_weight * torch.nn.functional.mse_loss(out[1], ek)
-        opt = opt_prompt if transfer else opt_weights
+        opts = [opt_prompt] if transfer else [opt_weights] + ([opt_prompt] if a.erasure_trains_prompt else [])
         opt_prompt.zero_grad()
         opt_weights.zero_grad()
         loss.backward()
         t3 = time.perf_counter()
-        opt.step()
+        for opt in opts:
+            opt.step()
         t4 = time.perf_counter()
         parts["sampling"] += t1 - t0
         parts["frozenPredictions"] += t2 - t1

@@ -40,6 +40,7 @@ function optionsOf(args: string[]) {
     seed: num('--seed'),
     ...(preserve.length ? { preserve, preserveWeight: num('--preserve-weight') } : { preserveWeight: 0 }),
     ...(args.includes('--start') ? { extend: out(get('--start')) } : {}),
+    erasureTrainsPrompt: args.includes('--erasure-trains-prompt'),
   };
 }
 

@@ -7,8 +7,8 @@
 // steps (equal counts: they alternate, erasure first):
 //   transfer (trains P only): the model with the memory keeps producing the concept,
 //     L_T = MSE(eps_{theta,P}(x_t, c, t), eps*(x_t, c, t))
-//   erasure (trains the selected weights theta, attn2 by default; P fixed): ESD's negative
-//     guidance with the memory in place,
+//   erasure (trains the selected weights theta, attn2 by default; and P with erasureTrainsPrompt):
+//     ESD's negative guidance with the memory in place,
 //     L_E = MSE(eps_{theta,P}(x_t, c, t), eps*(x_t, "", t) - eta (eps*(x_t, c, t) - eps*(x_t, "", t)))
 //     + w MSE(eps_{theta,P}(x_t, p, t), eps*(x_t, p, t)) for one kept prompt p (when given).
 // So the weights learn to erase the concept although the memory keeps pulling it back: the
@@ -39,6 +39,7 @@ class PromptMemoryMethod : public ErasureMethod {
     transfer_iterations_ = static_cast<int64_t>(OptionNumber(o, "transferIterations", 0));
     erasure_iterations_ = static_cast<int64_t>(OptionNumber(o, "erasureIterations", 0));
     preserve_weight_ = OptionNumber(o, "preserveWeight", 1.0);
+    erasure_trains_prompt_ = o.Get("erasureTrainsPrompt").ToBoolean().Value();
     if (!(prompt_lr_ > 0)) fail(codes::kBadArgument, "promptLr must be > 0");
     if (transfer_iterations_ < 0 || erasure_iterations_ < 1) fail(codes::kBadArgument, "erasureIterations must be >= 1 and transferIterations >= 0");
     if (!(preserve_weight_ >= 0)) fail(codes::kBadArgument, "preserveWeight must be >= 0");
@@ -103,7 +104,7 @@ class PromptMemoryMethod : public ErasureMethod {
     if (keep >= 0) loss = loss + preserve_weight_ * torch::mse_loss(out[1], kept.to(torch::kFloat32));
     ctx.timings["trainedForward"] += SecondsSince(t0);
     if (transfer) return {{"transfer", loss, "prompt"}};
-    return {{"erase", loss, "model"}};
+    return {{"erase", loss, erasure_trains_prompt_ ? "model,prompt" : "model"}};
   }
 
   // The cycle position follows from the step count, which a resumed run restores.
@@ -116,6 +117,7 @@ class PromptMemoryMethod : public ErasureMethod {
 
  private:
   double eta_, start_guidance_, prompt_lr_, preserve_weight_;
+  bool erasure_trains_prompt_ = false;
   int64_t transfer_iterations_, erasure_iterations_;
   int64_t concepts_ = 0, kept_ = 0, step_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -111,11 +112,21 @@ void TrainLoop::Run(std::vector<OptimizerSlot>& optimizers) {
   using Clock = std::chrono::steady_clock;
   auto seconds = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
   if (optimizers.empty()) fail(codes::kInternal, "a training loop needs an optimizer");
-  auto slotOf = [&](const Objective& o) -> size_t {
-    if (o.optimizer.empty()) return 0;
-    for (size_t i = 0; i < optimizers.size(); ++i)
-      if (optimizers[i].name == o.optimizer) return i;
-    fail(codes::kInternal, "objective '" + o.name + "' names no optimizer '" + o.optimizer + "'");
+  // The slots an objective trains: "" is the first; several names are comma-separated.
+  auto slotsOf = [&](const Objective& o) -> std::vector<size_t> {
+    if (o.optimizer.empty()) return {0};
+    std::vector<size_t> out;
+    size_t from = 0;
+    while (from <= o.optimizer.size()) {
+      const size_t comma = std::min(o.optimizer.find(',', from), o.optimizer.size());
+      const std::string name = o.optimizer.substr(from, comma - from);
+      size_t i = 0;
+      while (i < optimizers.size() && optimizers[i].name != name) ++i;
+      if (i == optimizers.size()) fail(codes::kInternal, "objective '" + o.name + "' names no optimizer '" + name + "'");
+      out.push_back(i);
+      from = comma + 1;
+    }
+    return out;
   };
   while (step < steps) {
     if (throwIfCancelled) throwIfCancelled();
@@ -124,7 +135,8 @@ void TrainLoop::Run(std::vector<OptimizerSlot>& optimizers) {
     for (const auto& o : objectives) CheckFiniteLoss(o.loss, step, objectives.size() > 1 ? o.name : "");
     auto t0 = Clock::now();
     std::vector<std::vector<const Objective*>> bySlot(optimizers.size());
-    for (const auto& o : objectives) bySlot[slotOf(o)].push_back(&o);
+    for (const auto& o : objectives)
+      for (size_t i : slotsOf(o)) bySlot[i].push_back(&o);
     const bool plain = optimizers.size() == 1 && !(optimizers[0].edit && bySlot[0].size() > 1);
     if (plain) {
       // One optimizer, no edit: one backward of the sum (the bundled-model trainers' and ESD's path).

@@ -57,7 +57,7 @@ class AdamW {
 void CheckFiniteLoss(const torch::Tensor& loss, int64_t step, const std::string& name = "");
 
 // One loss term of a step. `optimizer` names the optimizer whose parameters it trains (the
-// loop's slots; "" is the first).
+// loop's slots; "" is the first; "a,b": both, each from the same gradient of this loss).
 struct Objective {
   std::string name;
   torch::Tensor loss;

@@ -310,7 +310,7 @@ describe('defaults that come with the model', () => {
     // A method the model has no measurements for: the reference's, and the run says so.
     const u = resolveOptions(getMethod('esd-u'), bundled, {});
     expect(u.sources.lr).toBe('reference');
-    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model, fewshot-te but not for esd-u/);
+    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model, fewshot-te, prompt-memory but not for esd-u/);
     const ca = resolveOptions(getMethod('ca-model'), bundled, { anchor: 'a yellow face' });
     expect(ca.values).toMatchObject({ lr: 3e-4, iterations: 200, params: 'xattn', anchorImages: 200, anchorSteps: 25, anchorGuidance: 6 });
     expect(ca.sources).toMatchObject({ lr: 'model', anchorSteps: 'reference', anchor: 'given' });

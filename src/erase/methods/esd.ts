@@ -126,8 +126,8 @@ function prepare(ctx: PrepareContext<EsdOptions>): NativeRequest {
   };
 }
 
-/** ESD's native seconds as the reference script reports them (scripts/esd_reference.py). */
-function breakdown(s: Record<string, number>) {
+/** ESD's native seconds as the reference script reports them (scripts/esd_reference.py; prompt-memory's reference reports the same parts). */
+export function esdBreakdown(s: Record<string, number>) {
   return {
     sampling: s.sampling ?? 0,
     frozenPredictions: s.frozenPredictions ?? 0,
@@ -146,5 +146,5 @@ const VARIANTS = [
 
 /** The ESD variants differ only in what they train (their parameter presets, src/erase/params.ts). */
 export const ESD_METHODS: ErasureMethod<typeof esdOptions>[] = VARIANTS.map(([id, summary]) =>
-  registerMethod({ id, native: 'esd', summary, options: esdOptions, referenceDefaults: { ...REFERENCE, params: id }, prepare, breakdown }),
+  registerMethod({ id, native: 'esd', summary, options: esdOptions, referenceDefaults: { ...REFERENCE, params: id }, prepare, breakdown: esdBreakdown }),
 );

@@ -15,7 +15,7 @@ import { erasureSamplingPlan } from '../../schedulers';
 import type { Tensor } from '../../tensor';
 import { checkDeltasFor } from '../delta';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
-import { worldLists } from './esd';
+import { esdBreakdown, worldLists } from './esd';
 
 export const promptMemoryOptions = z.object({
   promptTokens: z.number().int().min(1).max(1024).describe('tokens m of the learnable prompt (keys and values, in the text-embedding space)'),
@@ -155,16 +155,6 @@ async function prepare(ctx: PrepareContext<PromptMemoryOptions>): Promise<Native
   };
 }
 
-/** The native seconds as the reference script reports them (scripts/prompt_memory_reference.py). */
-function breakdown(s: Record<string, number>) {
-  return {
-    sampling: s.sampling ?? 0,
-    frozenPredictions: s.frozenPredictions ?? 0,
-    trainedForwardBackward: (s.trainedForward ?? 0) + (s.backward ?? 0),
-    optimizer: s.optimizer ?? 0,
-  };
-}
-
 export const PROMPT_MEMORY_METHOD = registerMethod({
   id: 'prompt-memory',
   native: 'prompt-memory',
@@ -173,5 +163,5 @@ export const PROMPT_MEMORY_METHOD = registerMethod({
   referenceDefaults: REFERENCE,
   addsExtras: true,
   prepare,
-  breakdown,
+  breakdown: esdBreakdown,
 });

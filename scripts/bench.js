@@ -15,6 +15,7 @@ const SECTIONS = {
   ca: require('./bench/ca'),
   fewshot: require('./bench/fewshot'),
   'prompt-memory': require('./bench/prompt_memory'),
+  doco: require('./bench/doco'),
 };
 
 function arg(name) {

@@ -20,12 +20,14 @@ Usage: ca_reference.py MODEL --target-prompt T --anchor-prompt A [...] --loss mo
 Prints JSON: wall time, anchor generation and loop seconds, per-part breakdown, peak RSS, losses.
 """
 import argparse
+import copy
 import json
 import time
 
 import numpy as np
 import torch
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers.models.attention_processor import AttnProcessor2_0
 from reference_common import attend, peak_rss_mib
 from safetensors.torch import load_file, save_file
 
@@ -81,8 +83,8 @@ def generate_anchors(pipe, prompts, n, steps, guidance, seed):
     return torch.cat(images), torch.cat(latents), index
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def add_anchor_training_args(ap):
+    """The options Concept Ablation and DoCo (scripts/doco_reference.py) share."""
     ap.add_argument("model")
     ap.add_argument("--target-prompt", action="append", required=True)
     ap.add_argument("--anchor-prompt", action="append", required=True)
@@ -91,7 +93,6 @@ def main():
     ap.add_argument("--anchor-steps", type=int, default=25)
     ap.add_argument("--anchor-guidance", type=float, default=6.0)
     ap.add_argument("--save-anchors")
-    ap.add_argument("--loss", choices=["model", "noise"], default="model")
     ap.add_argument("--params", default="xattn")
     ap.add_argument("--iterations", type=int, default=400)
     ap.add_argument("--lr", type=float, default=8e-6)
@@ -102,53 +103,89 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
+
+
+class AnchorTraining:
+    """What both loops set up: the pipeline, the anchors, the trained tensors (requires_grad, with
+    their base values), the start-token detach, the prompts' states and the DDPM schedule."""
+
+    def __init__(self, a):
+        if len(a.target_prompt) != len(a.anchor_prompt):
+            raise SystemExit("as many target prompts as anchor prompts")
+        torch.set_num_threads(a.threads)
+        self.start = time.perf_counter()
+        pipe = StableDiffusionPipeline.from_pretrained(a.model, safety_checker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        t0 = time.perf_counter()
+        if a.anchors:
+            f = load_file(a.anchors)
+            self.latents, self.index = f["latents"].float(), f["prompt_index"].long()
+        else:
+            images, self.latents, self.index = generate_anchors(pipe, a.anchor_prompt, a.anchor_images, a.anchor_steps, a.anchor_guidance, a.seed)
+            if a.save_anchors:
+                save_file({"images": images.contiguous(), "latents": self.latents.contiguous(), "prompt_index": self.index}, a.save_anchors)
+        self.anchor_seconds = time.perf_counter() - t0
+        self.pipe = pipe
+        unet, te = pipe.unet, pipe.text_encoder
+        unet.requires_grad_(False)
+        te.requires_grad_(False)
+        self.trained = []
+        for component, module in (("unet", unet), ("text_encoder", te)):
+            for n, p in module.named_parameters():
+                if in_param_set(a.params, component, n):
+                    p.requires_grad_(True)
+                    self.trained.append((f"{component}.{n}", p, p.detach().clone()))
+        if not self.trained:
+            raise SystemExit("the parameter set matches nothing")
+        unet.set_attn_processor({n: (DetachStartTokenProcessor() if ".attn2." in n else p) for n, p in unet.attn_processors.items()})
+        self.trains_te = any(n.startswith("text_encoder.") for n, _, _ in self.trained)
+
+        def ids(texts):
+            return pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+
+        self.ids = {"target": ids(a.target_prompt), "anchor": ids(a.anchor_prompt)}
+        with torch.no_grad():
+            self.frozen = {k: te(v)[0] for k, v in self.ids.items()}
+        self.sched = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.T = self.sched.config.num_train_timesteps
+        self.v_pred = self.sched.config.prediction_type == "v_prediction"
+
+    def frozen_unet(self):
+        """A frozen copy of the base UNet (DoCo's shadow model), made before any training step."""
+        shadow = copy.deepcopy(self.pipe.unet).requires_grad_(False)
+        shadow.set_attn_processor(AttnProcessor2_0())
+        return shadow
+
+    def states(self, which, idx):
+        if self.trains_te:
+            return self.pipe.text_encoder(self.ids[which][idx])[0]
+        return self.frozen[which][idx]
+
+    def params(self):
+        return [p for _, p, _ in self.trained]
+
+    def draw(self, gen, n):
+        """One step's samples, in the native loops' order: idx, eps, t; then x_t and the noise target."""
+        idx = torch.randint(self.latents.shape[0], (n,), generator=gen)
+        eps = torch.randn((n, *self.latents.shape[1:]), generator=gen)
+        t = torch.randint(self.T, (n,), generator=gen)
+        x0 = self.latents[idx]
+        xt = self.sched.add_noise(x0, eps, t)
+        noise_target = self.sched.get_velocity(x0, eps, t) if self.v_pred else eps
+        return xt, t, noise_target, self.index[idx]
+
+    def save_delta(self, path):
+        save_file({name: (p.detach() - base).contiguous() for name, p, base in self.trained}, path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_anchor_training_args(ap)
+    ap.add_argument("--loss", choices=["model", "noise"], default="model")
     a = ap.parse_args()
-    if len(a.target_prompt) != len(a.anchor_prompt):
-        raise SystemExit("as many target prompts as anchor prompts")
-    torch.set_num_threads(a.threads)
-    start = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(a.model, safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    t0 = time.perf_counter()
-    if a.anchors:
-        f = load_file(a.anchors)
-        latents, index = f["latents"].float(), f["prompt_index"].long()
-    else:
-        images, latents, index = generate_anchors(pipe, a.anchor_prompt, a.anchor_images, a.anchor_steps, a.anchor_guidance, a.seed)
-        if a.save_anchors:
-            save_file({"images": images.contiguous(), "latents": latents.contiguous(), "prompt_index": index}, a.save_anchors)
-    anchor_seconds = time.perf_counter() - t0
-
-    unet, te = pipe.unet, pipe.text_encoder
-    unet.requires_grad_(False)
-    te.requires_grad_(False)
-    trained = []
-    for component, module in (("unet", unet), ("text_encoder", te)):
-        for n, p in module.named_parameters():
-            if in_param_set(a.params, component, n):
-                p.requires_grad_(True)
-                trained.append((f"{component}.{n}", p, p.detach().clone()))
-    if not trained:
-        raise SystemExit("the parameter set matches nothing")
-    unet.set_attn_processor({n: (DetachStartTokenProcessor() if ".attn2." in n else p) for n, p in unet.attn_processors.items()})
-    trains_te = any(n.startswith("text_encoder.") for n, _, _ in trained)
-
-    def ids(texts):
-        return pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-
-    target_ids, anchor_ids = ids(a.target_prompt), ids(a.anchor_prompt)
-    with torch.no_grad():
-        target_frozen, anchor_frozen = te(target_ids)[0], te(anchor_ids)[0]
-
-    def states(which, idx):
-        if trains_te:
-            return te((target_ids if which == "target" else anchor_ids)[idx])[0]
-        return (target_frozen if which == "target" else anchor_frozen)[idx]
-
-    sched = DDPMScheduler.from_config(pipe.scheduler.config)
-    T = sched.config.num_train_timesteps
-    v_pred = sched.config.prediction_type == "v_prediction"
-    opt = torch.optim.AdamW([p for _, p, _ in trained], lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=a.weight_decay)
+    r = AnchorTraining(a)
+    unet = r.pipe.unet
+    opt = torch.optim.AdamW(r.params(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=a.weight_decay)
     gen = torch.Generator("cpu").manual_seed(a.seed)
     b = a.batch
     n = 2 * b if a.prior_weight > 0 else b
@@ -156,23 +193,17 @@ def main():
     losses = []
     loop_start = time.perf_counter()
     for _ in range(a.iterations):
-        idx = torch.randint(latents.shape[0], (n,), generator=gen)
-        eps = torch.randn((n, *latents.shape[1:]), generator=gen)
-        t = torch.randint(T, (n,), generator=gen)
-        x0 = latents[idx]
-        xt = sched.add_noise(x0, eps, t)
-        noise_target = sched.get_velocity(x0, eps, t) if v_pred else eps
-        pair = index[idx]
+        xt, t, noise_target, pair = r.draw(gen, n)
         t1 = time.perf_counter()
         if a.loss == "model":
             with torch.no_grad():
-                target = unet(xt[:b], t[:b], states("anchor", pair[:b])).sample.float()
+                target = unet(xt[:b], t[:b], r.states("anchor", pair[:b])).sample.float()
         else:
             target = noise_target[:b]
         t2 = time.perf_counter()
-        ctx = states("target", pair[:b])
+        ctx = r.states("target", pair[:b])
         if n > b:
-            ctx = torch.cat([ctx, states("anchor", pair[b:])])
+            ctx = torch.cat([ctx, r.states("anchor", pair[b:])])
         out = unet(xt, t, ctx).sample.float()
         loss = torch.nn.functional.mse_loss(out[:b], target)
         if n > b:
@@ -180,7 +211,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         if a.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_([p for _, p, _ in trained], a.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(r.params(), a.clip_grad_norm)
         t3 = time.perf_counter()
         opt.step()
         t4 = time.perf_counter()
@@ -189,9 +220,8 @@ def main():
         parts["optimizer"] += t4 - t3
         losses.append(loss.item())
     loop = time.perf_counter() - loop_start
-    delta = {name: (p.detach() - base).contiguous() for name, p, base in trained}
-    save_file(delta, a.out)
-    print(json.dumps({"wallSeconds": time.perf_counter() - start, "anchorSeconds": anchor_seconds, "loopSeconds": loop,
+    r.save_delta(a.out)
+    print(json.dumps({"wallSeconds": time.perf_counter() - r.start, "anchorSeconds": r.anchor_seconds, "loopSeconds": loop,
                       "breakdownSeconds": parts, "peakRssMiB": peak_rss_mib(), "losses": losses, "threads": torch.get_num_threads()}))
 
 

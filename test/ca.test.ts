@@ -3,7 +3,7 @@ import * as path from 'path';
 import { anchorSet } from '../src/erase/anchors';
 import { exportModel } from '../src/erase/export';
 import { erase, loadSafetensors, Pipeline, promptPairs, readSafetensorsHeader, saveSafetensors, type Tensor } from '../src';
-import { expectCode, expectSameDelta, maxAbs, maxAbsDiff, ROOT, runCli, tmpDir } from './helpers';
+import { expectCode, expectSameDelta, maxAbs, maxAbsDiff, isolateCache, ROOT, runCli, tmpDir } from './helpers';
 
 const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd1');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'ca');
@@ -22,19 +22,12 @@ interface Case {
 }
 const fixtures = JSON.parse(fs.readFileSync(path.join(FIX, 'cases.json'), 'utf8')) as { concept: string; anchor: string; cases: Record<string, Case> };
 const work = tmpDir();
-const savedCache = process.env.LETHE_CACHE_DIR;
+isolateCache(path.join(work, 'cache'));
 let pipe: Pipeline;
 beforeAll(async () => {
-  // A cache of this file's own: the reference comparison must generate its anchors, not reuse a
-  // machine's (the key does not hold Lethe's version).
-  process.env.LETHE_CACHE_DIR = path.join(work, 'cache');
   pipe = await Pipeline.load(MODEL);
 });
-afterAll(() => {
-  if (savedCache === undefined) delete process.env.LETHE_CACHE_DIR;
-  else process.env.LETHE_CACHE_DIR = savedCache;
-  fs.rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 const out = (name: string) => path.join(work, `${name}.safetensors`);
 
 describe('Concept Ablation matches the reference loop on PyTorch + diffusers', () => {

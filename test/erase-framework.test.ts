@@ -50,8 +50,10 @@ describe('the method registry', () => {
 /** `quick` for a method: its own small settings (Concept Ablation: an anchor per concept and a few small anchor images; few-shot: images). */
 function quickFor(method: string, concept = quick.concept) {
   const { ddimSteps, ...common } = quick;
-  if (getMethod(method).native === 'ca')
-    return { ...common, concept, anchor: concept.split(',').map((_, i) => `a green thing ${i}`).join(','), anchorImages: 3, anchorSteps: 2, batch: 1 };
+  const anchors = { anchor: concept.split(',').map((_, i) => `a green thing ${i}`).join(','), anchorImages: 3, anchorSteps: 2, batch: 1 };
+  if (getMethod(method).native === 'ca') return { ...common, concept, ...anchors };
+  // DoCo: the discriminator alone at steps 0 and 1, the model from step 2 (and in the resumed part).
+  if (getMethod(method).native === 'doco') return { ...common, concept, ...anchors, warmup: 1 };
   // Few-shot unlearning: three small images, one per step (so a checkpoint falls mid-epoch).
   if (getMethod(method).native === 'fewshot') return { ...common, concept, images: path.join(ROOT, 'test', 'fixtures', 'fewshot', 'images'), batch: 1 };
   // Prompt memory: its steps are erasure + transfer iterations (2 + 1 = quick's 3).
@@ -310,7 +312,7 @@ describe('defaults that come with the model', () => {
     // A method the model has no measurements for: the reference's, and the run says so.
     const u = resolveOptions(getMethod('esd-u'), bundled, {});
     expect(u.sources.lr).toBe('reference');
-    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model, fewshot-te, prompt-memory but not for esd-u/);
+    expect(u.notes.join()).toMatch(/measured defaults for esd-x-strict, ca-model, fewshot-te, prompt-memory, doco but not for esd-u/);
     const ca = resolveOptions(getMethod('ca-model'), bundled, { anchor: 'a yellow face' });
     expect(ca.values).toMatchObject({ lr: 3e-4, iterations: 200, params: 'xattn', anchorImages: 200, anchorSteps: 25, anchorGuidance: 6 });
     expect(ca.sources).toMatchObject({ lr: 'model', anchorSteps: 'reference', anchor: 'given' });

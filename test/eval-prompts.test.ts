@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { anchorExpectation, colorShapePrompts, conceptPromptSets, defaultPromptSet, misspellings, styleShapePrompts } from '../src/eval/prompts';
 import { erasureTable, promptTable, writeErasureReport } from '../src/eval/report';
-import { targetRate, type PromptResult } from '../src/eval/evaluate';
+import { isTrainedPrompt, targetRate, type PromptResult } from '../src/eval/evaluate';
 import { expectCode, tmpDir } from './helpers';
 
 describe('evaluation prompt sets', () => {
@@ -105,6 +105,11 @@ describe('evaluation reports', () => {
     images: { dtype: 'float32', shape: [2, 3, 64, 64], data: new Float32Array(2 * 3 * 64 * 64).fill(0.5) },
   });
 
+  test('trained prompts are told from held-out ones by their text (case and spacing aside)', () => {
+    const trained = isTrainedPrompt(['a red circle', 'A  Picture of a Circle ']);
+    expect(['a red circle', 'a picture of a circle', 'a red cirlce', 'a blue circle'].map(trained)).toEqual([true, true, false, false]);
+  });
+
   test('tables show rates as percentages', () => {
     expect(promptTable([result('a red circle', 1)])).toMatch(/a red circle\s+100%/);
   });
@@ -114,6 +119,7 @@ describe('evaluation reports', () => {
     const ev = {
       summary: { concept: 'circle', kind: 'shape', efficacy: { base: 1, erased: 0 }, specificity: { related: null, unrelated: { base: 1, erased: 1 } }, robustness: { base: 1, erased: 0.5 },
         memorized: { base: 0, erased: 0 },
+        generalization: { trained: { prompts: ['a red circle'], base: 1, erased: 0 }, heldOut: null },
         drift: { shape: { base: { circle: 1 }, erased: { face: 0.75, circle: 0.25, star: 0.01 } } },
       },
       sets: conceptPromptSets('circle'),
@@ -121,6 +127,9 @@ describe('evaluation reports', () => {
       erased: { target: [result('a red circle', 0)] },
     };
     expect(erasureTable(ev)).toMatch(/efficacy \(target\)\s+100%\s+→\s+0%/);
+    // Generalization: trained prompts beside held-out ones (none here: shown as such).
+    expect(erasureTable(ev)).toMatch(/generalization: trained \(1\)\s+100%\s+→\s+0%/);
+    expect(erasureTable(ev)).toMatch(/  held out \(0\)\s+-\s+-/);
     // What the target prompts became (few-shot unlearning's drift), largest first, under 2% left out.
     expect(erasureTable(ev)).toMatch(/target prompts' shapes \(what they became\)\n  base:   circle 100\.0%\n  erased: face 75\.0%, circle 25\.0%\n?/);
     await writeErasureReport(dir, { test: true }, ev);
@@ -135,7 +144,7 @@ describe('evaluation reports', () => {
     await writeErasureReport(dir2, { test: true }, { ...ev, erased: { target: [copied] } });
     const html = fs.readFileSync(path.join(dir2, 'index.html'), 'utf8');
     expect(html).toMatch(/<th>circle in the images, base → erased<\/th><th>poster copies<\/th>/);
-    expect(html).toMatch(/<td>a red circle<\/td><td>100% →\s+50%<\/td><td>\s*0% →\s+50%<\/td>/);
+    expect(html).toMatch(/<td>a red circle <small>\(trained on\)<\/small><\/td><td>100% →\s+50%<\/td><td>\s*0% →\s+50%<\/td>/);
   });
 });
 

@@ -84,3 +84,19 @@ export function expectSameDelta(ours: Record<string, unknown>, ref: Record<strin
   expect(outside).toBeLessThanOrEqual(elements / 1000);
   expect(diff).toBeLessThanOrEqual(0.15 * largest);
 }
+
+/**
+ * Points LETHE_CACHE_DIR at `dir` for the test file that calls it (at its top level), restored
+ * afterwards: a test that compares generated samples (anchors) with a reference must make its
+ * own, not reuse a machine's cache (its key does not hold Lethe's version).
+ */
+export function isolateCache(dir: string): void {
+  const saved = process.env.LETHE_CACHE_DIR;
+  beforeAll(() => {
+    process.env.LETHE_CACHE_DIR = dir;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.LETHE_CACHE_DIR;
+    else process.env.LETHE_CACHE_DIR = saved;
+  });
+}

@@ -30,7 +30,7 @@ namespace {
 
 class ConceptAblationMethod : public ErasureMethod {
  public:
-  explicit ConceptAblationMethod(const Napi::Object& o) : noise_(o) {
+  explicit ConceptAblationMethod(const Napi::Object& o) : anchors_(o) {
     const std::string loss = OptionString(o, "loss", "model");
     if (loss != "model" && loss != "noise") fail(codes::kBadArgument, "loss must be 'model' or 'noise'");
     model_based_ = loss == "model";
@@ -43,23 +43,11 @@ class ConceptAblationMethod : public ErasureMethod {
     if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
     if (!(prior_weight_ >= 0) || !(weight_decay_ >= 0) || !(clip_grad_norm_ >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay and clipGradNorm must be >= 0");
     if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
-    latents_ = RequireTensor(o, "anchorLatents").to(torch::kFloat32);
-    pair_of_ = RequireTensor(o, "anchorPromptIndex").to(torch::kInt64);
-    if (latents_.dim() != 4 || latents_.size(0) < 1) fail(codes::kShapeMismatch, "anchorLatents must be [images, channels, height, width]");
-    if (pair_of_.dim() != 1 || pair_of_.size(0) != latents_.size(0)) fail(codes::kShapeMismatch, "anchorPromptIndex must give one prompt pair per anchor image");
-    if (!torch::isfinite(latents_).all().item<bool>()) fail(codes::kNonFinite, "the anchor latents hold NaN or infinity: the base model cannot generate the anchor images");
   }
 
   void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
-    const int64_t pairs = ctx.prompts.count("target");
-    if (pairs == 0 || ctx.prompts.count("anchor") != pairs) fail(codes::kBadArgument, "Concept Ablation needs the prompt groups target and anchor, one anchor prompt per target prompt");
-    if (pair_of_.min().item<int64_t>() < 0 || pair_of_.max().item<int64_t>() >= pairs) fail(codes::kBadArgument, "anchorPromptIndex names a prompt pair that was not given");
-    noise_.Setup(ctx);
-    std::vector<int64_t> want{latents_.size(0)};
-    want.insert(want.end(), ctx.latentShape.begin(), ctx.latentShape.end());
-    if (latents_.sizes().vec() != want) fail(codes::kShapeMismatch, "anchorLatents do not have this model's latent shape");
+    anchors_.Setup(ctx, "Concept Ablation");
     if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
-    latents_ = latents_.to(ctx.device());
     optimizers.model.options.weight_decay = weight_decay_;
     optimizers.model.clipGradNorm = clip_grad_norm_;
     if (detach_start_token_)
@@ -68,18 +56,8 @@ class ConceptAblationMethod : public ErasureMethod {
 
   Objectives Step(ErasureContext& ctx) override {
     const int64_t b = batch_, n = prior_weight_ > 0 ? 2 * batch_ : batch_;
-    auto& gen = ctx.gen;
-    const torch::Tensor idx = torch::randint(latents_.size(0), {n}, gen, torch::kLong);
-    std::vector<int64_t> shape{n};
-    shape.insert(shape.end(), ctx.latentShape.begin(), ctx.latentShape.end());
-    const torch::Tensor eps = at::randn(shape, gen, torch::kFloat32).to(ctx.device());
-    const torch::Tensor t = torch::randint(ctx.trainTimesteps, {n}, gen, torch::kLong).to(ctx.device());
-
     auto t0 = StepClock::now();
-    const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
-    const auto [xt, noiseTarget] = noise_.Add(ctx, x0, eps, t);
-    const torch::Tensor ts = t.to(torch::kFloat32);
-    const torch::Tensor pair = pair_of_.index_select(0, idx);
+    const auto [xt, noiseTarget, t, ts, pair] = anchors_.Draw(ctx, n);
 
     torch::Tensor target;
     const torch::Tensor first = pair.slice(0, 0, b);
@@ -108,8 +86,7 @@ class ConceptAblationMethod : public ErasureMethod {
   bool model_based_ = true, detach_start_token_ = true;
   double prior_weight_, weight_decay_, clip_grad_norm_, preserve_projection_ = 0;
   int64_t batch_;
-  torch::Tensor latents_, pair_of_;
-  TrainingNoise noise_;
+  AnchorSamples anchors_;
 };
 
 }  // namespace

@@ -133,7 +133,7 @@ class ErasureJob : public AsyncJob {
 
     OptimizerPlan plan;
     const double lr = lr_;
-    plan.model = {"model", trained.parameters(), AdamWOptions{lr, 0.9, 0.999, 1e-8, 0.0}, [lr](int64_t) { return lr; }, nullptr, 0};
+    plan.model = {"model", trained.parameters(), AdamWOptions{lr, 0.9, 0.999, 1e-8, 0.0}, [lr](int64_t) { return lr; }, nullptr, 0, 0};
     if (memory_tokens_ > 0) AddMemory(trained, gen, plan);
     if (!start_.empty()) ApplyStart(trained);
     method_->Setup(ctx, plan);
@@ -145,7 +145,7 @@ class ErasureJob : public AsyncJob {
     for (auto& s : specs) {
       if (!names.insert(s.name).second || s.params.empty()) fail(codes::kInternal, "optimizer '" + s.name + "' is declared twice or trains nothing");
       opts.push_back(std::make_unique<AdamW>(s.params, s.options));
-      slots.push_back({s.name, opts.back().get(), s.lr, s.edit, s.clipGradNorm});
+      slots.push_back({s.name, opts.back().get(), s.lr, s.edit, s.clipGradNorm, s.clipObjectiveNorm});
     }
     for (const auto& [name, _] : trained.extras()) trained_names_.push_back(name);
     trained_elements_ = trained.trainedElements();

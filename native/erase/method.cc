@@ -108,6 +108,8 @@ TrainingNoise::TrainingNoise(const Napi::Object& o) {
   v_prediction_ = o.Get("vPrediction").ToBoolean().Value();
   alphas_cumprod_ = RequireTensor(o, "alphasCumprod").to(torch::kFloat32);
   if (alphas_cumprod_.dim() != 1 || alphas_cumprod_.size(0) < 2) fail(codes::kShapeMismatch, "alphasCumprod must be [num_train_timesteps]");
+  clip_sample_range_ = OptionNumber(o, "clipSampleRange", 0.0);
+  if (!(clip_sample_range_ >= 0)) fail(codes::kBadArgument, "clipSampleRange must be >= 0");
 }
 
 void TrainingNoise::Setup(const ErasureContext& ctx) {
@@ -120,6 +122,43 @@ TrainingNoise::Noised TrainingNoise::Add(const ErasureContext& ctx, const torch:
   const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({t.size(0), 1, 1, 1});
   const torch::Tensor signal = a.sqrt(), noise = (1 - a).sqrt();
   return {ctx.onDevice(signal * x0 + noise * eps), v_prediction_ ? signal * eps - noise * x0 : eps};
+}
+
+torch::Tensor TrainingNoise::PredictX0(const torch::Tensor& xt, const torch::Tensor& prediction, const torch::Tensor& t) const {
+  const torch::Tensor a = alphas_cumprod_.index_select(0, t).view({t.size(0), 1, 1, 1});
+  const torch::Tensor x = xt.to(torch::kFloat32), p = prediction.to(torch::kFloat32);
+  torch::Tensor x0 = v_prediction_ ? a.sqrt() * x - (1 - a).sqrt() * p : (x - (1 - a).sqrt() * p) / a.sqrt();
+  return clip_sample_range_ > 0 ? x0.clamp(-clip_sample_range_, clip_sample_range_) : x0;
+}
+
+AnchorSamples::AnchorSamples(const Napi::Object& o) : noise_(o) {
+  latents_ = RequireTensor(o, "anchorLatents").to(torch::kFloat32);
+  pair_of_ = RequireTensor(o, "anchorPromptIndex").to(torch::kInt64);
+  if (latents_.dim() != 4 || latents_.size(0) < 1) fail(codes::kShapeMismatch, "anchorLatents must be [images, channels, height, width]");
+  if (pair_of_.dim() != 1 || pair_of_.size(0) != latents_.size(0)) fail(codes::kShapeMismatch, "anchorPromptIndex must give one prompt pair per anchor image");
+  if (!torch::isfinite(latents_).all().item<bool>()) fail(codes::kNonFinite, "the anchor latents hold NaN or infinity: the base model cannot generate the anchor images");
+}
+
+void AnchorSamples::Setup(const ErasureContext& ctx, const std::string& method) {
+  const int64_t pairs = ctx.prompts.count("target");
+  if (pairs == 0 || ctx.prompts.count("anchor") != pairs) fail(codes::kBadArgument, method + " needs the prompt groups target and anchor, one anchor prompt per target prompt");
+  if (pair_of_.min().item<int64_t>() < 0 || pair_of_.max().item<int64_t>() >= pairs) fail(codes::kBadArgument, "anchorPromptIndex names a prompt pair that was not given");
+  noise_.Setup(ctx);
+  std::vector<int64_t> want{latents_.size(0)};
+  want.insert(want.end(), ctx.latentShape.begin(), ctx.latentShape.end());
+  if (latents_.sizes().vec() != want) fail(codes::kShapeMismatch, "anchorLatents do not have this model's latent shape");
+  latents_ = latents_.to(ctx.device());
+}
+
+AnchorSamples::Batch AnchorSamples::Draw(ErasureContext& ctx, int64_t n) const {
+  const torch::Tensor idx = torch::randint(latents_.size(0), {n}, ctx.gen, torch::kLong);
+  std::vector<int64_t> shape{n};
+  shape.insert(shape.end(), ctx.latentShape.begin(), ctx.latentShape.end());
+  const torch::Tensor eps = at::randn(shape, ctx.gen, torch::kFloat32).to(ctx.device());
+  const torch::Tensor t = torch::randint(ctx.trainTimesteps, {n}, ctx.gen, torch::kLong).to(ctx.device());
+  const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
+  auto noised = noise_.Add(ctx, x0, eps, t);
+  return {noised.xt, noised.target, t, t.to(torch::kFloat32), pair_of_.index_select(0, idx)};
 }
 
 }  // namespace lethe

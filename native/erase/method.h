@@ -90,10 +90,40 @@ class TrainingNoise {
   };
   // x0 and eps [n, C, h, w] float32 on the device, t [n] int64 on the device.
   Noised Add(const ErasureContext& ctx, const torch::Tensor& x0, const torch::Tensor& eps, const torch::Tensor& t) const;
+  // The clean latent a prediction implies (DDPM's pred_original_sample): (x_t - sqrt(1 - a_t) eps) /
+  // sqrt(a_t), or sqrt(a_t) x_t - sqrt(1 - a_t) v; clamped to +-clipSampleRange when the scheduler
+  // config says clip_sample. Float32; differentiable in `prediction`.
+  torch::Tensor PredictX0(const torch::Tensor& xt, const torch::Tensor& prediction, const torch::Tensor& t) const;
 
  private:
   torch::Tensor alphas_cumprod_;
   bool v_prediction_ = false;
+  double clip_sample_range_ = 0;  // 0: no clipping
+};
+
+// Concept Ablation's anchor images as training samples, for the methods that train on them (CA,
+// DoCo): the options `anchorLatents` [N, C, h, w] (scaled VAE latents) and `anchorPromptIndex` [N]
+// (the prompt pair of each image) from src/erase/methods/ca.ts, plus TrainingNoise's.
+class AnchorSamples {
+ public:
+  explicit AnchorSamples(const Napi::Object& options);  // JS thread: reads and checks them
+  // Checks them against the prompt groups target / anchor (one pair per index) and the model's
+  // latent shape; moves them to the device.
+  void Setup(const ErasureContext& ctx, const std::string& method);
+  struct Batch {
+    torch::Tensor xt;           // noised latents [n, C, h, w], the model's dtype
+    torch::Tensor noiseTarget;  // eps (or v), float32
+    torch::Tensor t;            // timesteps [n] int64 on the device
+    torch::Tensor ts;           // the same as float32, for the UNet
+    torch::Tensor pair;         // each sample's prompt pair [n] int64 (CPU)
+  };
+  // n samples, drawn from ctx.gen in this order: image indices U{0..N-1}^n, eps ~ N(0, I), t ~ U{0..T-1}^n.
+  Batch Draw(ErasureContext& ctx, int64_t n) const;
+  const TrainingNoise& noise() const { return noise_; }
+
+ private:
+  torch::Tensor latents_, pair_of_;
+  TrainingNoise noise_;
 };
 
 // One optimizer of the run: what it trains and how.
@@ -104,6 +134,7 @@ struct OptimizerSpec {
   std::function<double(int64_t step)> lr;
   GradientEdit edit;        // optional: gradient surgery between this optimizer's objectives
   double clipGradNorm = 0;  // > 0: clip its gradients' total norm first
+  double clipObjectiveNorm = 0;  // > 0, with an edit: clip each objective's gradients before the edit
 };
 
 struct OptimizerPlan {

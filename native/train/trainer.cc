@@ -81,7 +81,7 @@ void CheckFiniteLoss(const torch::Tensor& loss, int64_t step, const std::string&
 }
 
 void TrainLoop::Run(AdamW& opt) {
-  std::vector<OptimizerSlot> slots{{"", &opt, lr, nullptr, 0}};
+  std::vector<OptimizerSlot> slots{{"", &opt, lr, nullptr, 0, 0}};
   step = opt.step();
   Run(slots);
 }
@@ -97,7 +97,28 @@ void ClipGradNorm(const NamedParams& params, double maxNorm) {
       if (p.grad().defined()) p.mutable_grad().mul_(coef);
 }
 
+torch::Tensor ConceptPreservingGradient(const torch::Tensor& gu, const torch::Tensor& gp, double lambda) {
+  if (!gu.defined() || !gp.defined()) return gu;
+  torch::NoGradGuard ng;
+  // The reference: a = g_u / (|g_u| + 1e-8), b = g_p / (|g_p| + 1e-8), dot = a . b.
+  const torch::Tensor b = gp / (gp.norm() + 1e-8);
+  const double dot = ((gu / (gu.norm() + 1e-8)) * b).sum().item<double>();
+  return dot < 0 ? gu - lambda * dot * b : gu;
+}
+
 namespace {
+
+// Clips a list of gradients (undefined entries skipped) to a total L2 norm of `maxNorm`, as ClipGradNorm.
+void ClipGradList(std::vector<torch::Tensor>& grads, double maxNorm) {
+  torch::NoGradGuard ng;
+  double sq = 0;
+  for (const auto& g : grads)
+    if (g.defined()) sq += g.to(torch::kFloat64).pow(2).sum().item<double>();
+  const double coef = maxNorm / (std::sqrt(sq) + 1e-6);
+  if (coef < 1)
+    for (auto& g : grads)
+      if (g.defined()) g = g * coef;
+}
 
 // The gradients of `loss` for every parameter of `opt`, as a list (undefined where it does not reach).
 std::vector<torch::Tensor> GradientsOf(const torch::Tensor& loss, const AdamW& opt) {
@@ -154,7 +175,11 @@ void TrainLoop::Run(std::vector<OptimizerSlot>& optimizers) {
         if (optimizers[i].edit && mine.size() > 1) {
           std::vector<std::string> names;
           std::vector<std::vector<torch::Tensor>> each;
-          for (const auto* o : mine) names.push_back(o->name), each.push_back(GradientsOf(o->loss, opt));
+          for (const auto* o : mine) {
+            names.push_back(o->name);
+            each.push_back(GradientsOf(o->loss, opt));
+            if (optimizers[i].clipObjectiveNorm > 0) ClipGradList(each.back(), optimizers[i].clipObjectiveNorm);
+          }
           for (size_t j = 0; j < opt.params().size(); ++j) {
             std::vector<torch::Tensor> per;
             for (const auto& g : each) per.push_back(g[j]);

@@ -76,7 +76,16 @@ struct OptimizerSlot {
   std::function<double(int64_t step)> lr;  // lr of the step about to be taken (0-based loop step)
   GradientEdit edit;                        // optional
   double clipGradNorm = 0;                  // > 0: clip the total gradient norm first (torch's clip_grad_norm_)
+  // > 0, with an edit: clip each objective's gradients to this total norm before the edit (DoCo's
+  // reference clips both gradients before its surgery and not after).
+  double clipObjectiveNorm = 0;
 };
+
+// Concept-preserving gradient surgery (DoCo, Wu et al. AAAI 2025, as its reference code computes
+// it): with c = cos(g_u, g_p), g_u - lambda * c * g_p / |g_p| when c < 0, else g_u unchanged.
+// (The step removed is the cosine times the unit vector, not g_u's projection: the reference's.)
+// Either gradient undefined or zero: g_u unchanged.
+torch::Tensor ConceptPreservingGradient(const torch::Tensor& gu, const torch::Tensor& gp, double lambda);
 
 // The one optimisation loop every trainer runs (the bundled model's VAE, LDM and classifier, and
 // every erasure method); each supplies only what differs: its loss(es), lr schedule and hooks.

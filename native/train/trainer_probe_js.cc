@@ -99,10 +99,21 @@ class TrainerProbeJob : public AsyncJob {
   std::vector<double> terms_;
 };
 
+// gradientSurgery(gu, gp, lambda) -> ConceptPreservingGradient on hand-made gradients. Synchronous
+// on the JS thread: a test probe on a few elements, not a job.
+Napi::Value GradientSurgery(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[2].IsNumber()) fail(codes::kBadArgument, "gradientSurgery(gu, gp, lambda)");
+    const torch::Tensor gu = tensorFromJs(info[0], "gu").to(torch::kFloat32), gp = tensorFromJs(info[1], "gp").to(torch::kFloat32);
+    return tensorToJs(info.Env(), ConceptPreservingGradient(gu, gp, info[2].As<Napi::Number>().DoubleValue()));
+  });
+}
+
 }  // namespace
 
 void RegisterTrainerProbe(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerProbe", Napi::Function::New<StartJob<TrainerProbeJob>>(env, "trainerProbe"));
+  exports.Set("gradientSurgery", Napi::Function::New(env, GradientSurgery, "gradientSurgery"));
 }
 
 }  // namespace lethe

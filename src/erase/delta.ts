@@ -33,6 +33,8 @@ export interface DeltaInfo {
   droppedExtras?: string[];
   metadata: Record<string, string>;
   tensors: number;
+  /** The prompts naming the concept that training saw (metadata `trained_prompts`; older deltas: the concepts). */
+  trainedPrompts: string[];
 }
 
 function bad(file: string, reason: string): never {
@@ -56,6 +58,8 @@ export function readDeltaInfo(file: string): DeltaInfo {
     bad(file, `delta format version ${m.format_version} is not supported (this Lethe reads ${READABLE_VERSIONS.join(' and ')})`);
   const concepts = parseJson<unknown>(file, 'concepts', m.concepts ?? '[]', []);
   if (!Array.isArray(concepts) || !concepts.every((c) => typeof c === 'string')) bad(file, "metadata 'concepts' is not a JSON list of strings");
+  const trainedPrompts = parseJson<unknown>(file, 'trained_prompts', m.trained_prompts, concepts);
+  if (!Array.isArray(trainedPrompts) || !trainedPrompts.every((c) => typeof c === 'string')) bad(file, "metadata 'trained_prompts' is not a JSON list of strings");
   const components = new Set<string>();
   const extras: string[] = [];
   for (const t of h.tensors) {
@@ -84,6 +88,7 @@ export function readDeltaInfo(file: string): DeltaInfo {
     extras,
     metadata: m,
     tensors: h.tensors.length,
+    trainedPrompts: trainedPrompts as string[],
   };
 }
 

@@ -277,6 +277,7 @@ async function eraseTo(o: EraseOptions, concepts: string[], started: number): Pr
     format_version: DELTA_FORMAT_VERSION,
     method: method.id,
     concepts: JSON.stringify(concepts),
+    trained_prompts: JSON.stringify(req.trainedPrompts ?? req.concepts ?? concepts),
     anchor: '',
     hyperparameters: JSON.stringify(hyperparameters),
     parameter_selection: JSON.stringify(selection.patterns),

@@ -57,6 +57,12 @@ export interface NativeRequest {
   hyperparameters?: Record<string, unknown>;
   /** The concepts as trained (e.g. phrased as a model's captions phrase them); default: as given. */
   concepts?: string[];
+  /**
+   * Every prompt naming the concept that training saw (Concept Ablation's target prompts, few-shot's
+   * templates); default: the concepts as trained. Kept in the delta (`trained_prompts`) so an
+   * evaluation can tell trained prompts from held-out ones (the report's generalization rows).
+   */
+  trainedPrompts?: string[];
   /** Extra delta metadata. */
   metadata?: Record<string, string>;
   /** The run's step count when the method derives it (few-shot: epochs × batches); overrides `iterations`. */

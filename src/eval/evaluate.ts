@@ -144,6 +144,12 @@ export interface ErasureSummary {
    * that an erased concept drifts to related ones (circle → face).
    */
   drift: Partial<Record<'shape' | 'style', { base: Record<string, number>; erased: Record<string, number> }>>;
+  /**
+   * Efficacy (the target attribute's rate) over the target and robustness prompts the erasure was
+   * trained on, and over those it never saw (other templates, misspellings, paraphrases): whether
+   * the erasure generalizes beyond its training prompts. null where no prompt falls in a side.
+   */
+  generalization: { trained: GeneralizationRow | null; heldOut: GeneralizationRow | null };
   /** With an anchor (Concept Ablation): target prompts' images showing what the concept became. */
   anchor?: {
     text: string;
@@ -153,6 +159,21 @@ export interface ErasureSummary {
     /** Each attribute the anchor names. */
     attributes: Partial<Record<'shape' | 'color' | 'style', { base: number; erased: number }>>;
   };
+}
+
+export interface GeneralizationRow {
+  prompts: string[];
+  base: number;
+  erased: number;
+}
+
+/** Prompt text as trained prompts are compared: trimmed, lower case, single spaces. */
+const promptKey = (p: string) => p.trim().toLowerCase().replace(/\s+/g, ' ');
+
+/** Whether each evaluated prompt was one the erasure trained on. */
+export function isTrainedPrompt(trainedPrompts: readonly string[]): (prompt: string) => boolean {
+  const trained = new Set(trainedPrompts.map(promptKey));
+  return (prompt) => trained.has(promptKey(prompt));
 }
 
 export interface ErasureEvaluation {
@@ -220,7 +241,12 @@ export async function evaluateErasure(
   erased: Pipeline,
   concept: string,
   settings: GenerationSettings,
-  options: EvaluateOptions & { baseResults?: Record<string, PromptResult[]>; anchor?: string } = {},
+  options: EvaluateOptions & {
+    baseResults?: Record<string, PromptResult[]>;
+    anchor?: string;
+    /** The prompts the erasure trained on; default: those its deltas record (DeltaInfo.trainedPrompts). */
+    trainedPrompts?: string[];
+  } = {},
 ): Promise<ErasureEvaluation> {
   const sets = conceptPromptSets(concept);
   const anchorExpect = options.anchor !== undefined ? anchorExpectation(options.anchor) : undefined;
@@ -245,8 +271,16 @@ export async function evaluateErasure(
     robustness: { base: targetRate(b.robustness, sets.target), erased: targetRate(e.robustness, sets.target) },
     memorized: { base: memorizedRate([...b.target, ...b.robustness]), erased: memorizedRate([...e.target, ...e.robustness]) },
     kept: null,
+    generalization: { trained: null, heldOut: null },
     drift: { shape: { base: labelDistribution(b.target, 'shape'), erased: labelDistribution(e.target, 'shape') } },
   };
+  const trained = isTrainedPrompt(options.trainedPrompts ?? erased.deltas.flatMap((d) => d.trainedPrompts));
+  const side = (wantTrained: boolean): GeneralizationRow | null => {
+    const pick = (rs: Record<string, PromptResult[]>) => [...rs.target, ...rs.robustness].filter((r) => trained(r.prompt) === wantTrained);
+    const [pb, pe] = [pick(b), pick(e)];
+    return pb.length ? { prompts: pb.map((r) => r.prompt), base: targetRate(pb, sets.target), erased: targetRate(pe, sets.target) } : null;
+  };
+  summary.generalization = { trained: side(true), heldOut: side(false) };
   if (sets.target.style) summary.drift.style = { base: labelDistribution(b.target, 'style'), erased: labelDistribution(e.target, 'style') };
   const keptBase = keptRate(b.target, sets.target);
   const keptErased = keptRate(e.target, sets.target);

@@ -27,6 +27,8 @@ export function erasureTable(ev: ErasureEvaluation): string {
     row('specificity: unrelated', s.specificity.unrelated, 'unrelated prompts fully correct'),
     row('robustness', s.robustness, 'target attribute via misspellings and paraphrases'),
     row('memorized poster', s.memorized, 'copies of the memorized poster among target and robustness images'),
+    row(`generalization: trained (${s.generalization.trained?.prompts.length ?? 0})`, s.generalization.trained, 'target attribute via the target and robustness prompts it trained on'),
+    row(`  held out (${s.generalization.heldOut?.prompts.length ?? 0})`, s.generalization.heldOut, 'the same via those it never saw (other templates, misspellings, paraphrases)'),
     ...(s.kept ? [row('kept attributes', s.kept, "target prompts' other named attributes (color, shape) still right")] : []),
     ...(s.anchor
       ? [
@@ -111,6 +113,7 @@ export async function writeErasureReport(dir: string, meta: Record<string, unkno
   };
   const files: Record<string, Buffer | string> = { 'results.json': JSON.stringify(json, null, 2) + '\n' };
   const sections: string[] = [];
+  const trained = new Set(ev.summary.generalization.trained?.prompts ?? []);
   let g = 0;
   for (const group of Object.keys(ev.base)) {
     const targeted = group === 'target' || group === 'robustness';
@@ -128,7 +131,8 @@ export async function writeErasureReport(dir: string, meta: Record<string, unkno
       const cells = targeted
         ? `<td>${pct(targetRate([b], ev.sets.target))} → ${pct(targetRate([e], ev.sets.target))}</td><td>${pct(b.memorized)} → ${pct(e.memorized)}</td>`
         : `<td>${pct(b.rates.all)} → ${pct(e.rates.all)}</td>`;
-      rows.push(`<tr><td>${esc(b.prompt)}</td>${cells}<td>${img}</td></tr>`);
+      const mark = targeted ? (trained.has(b.prompt) ? ' <small>(trained on)</small>' : ' <small>(held out)</small>') : '';
+      rows.push(`<tr><td>${esc(b.prompt)}${mark}</td>${cells}<td>${img}</td></tr>`);
     }
     const head = targeted ? `<th>${esc(ev.summary.concept)} in the images, base → erased</th><th>poster copies</th>` : '<th>all expected attributes, base → erased</th>';
     sections.push(`<h2>${esc(group)}</h2><table><tr><th>prompt</th>${head}<th>base (top row) / erased (bottom row)</th></tr>${rows.join('\n')}</table>`);

@@ -51,10 +51,8 @@ export const caOptions = z.object({
 
 export type CaOptions = z.infer<typeof caOptions>;
 
-/** The reference code's defaults (diffusers version), for real checkpoints: lr 2e-6 scaled by the batch of 4 on one device. */
-const REFERENCE = {
-  iterations: 400,
-  lr: 8e-6,
+/** The reference's anchor and training settings, which DoCo's reference code (built on it) shares. */
+export const ANCHOR_REFERENCE = {
   seed: 0,
   params: 'xattn',
   kind: 'auto' as const,
@@ -68,9 +66,10 @@ const REFERENCE = {
   clipGradNorm: 1,
   detachStartToken: true,
   worldPrompts: true,
-  preserveProjection: 0,
-  projectionKeep: [] as string[],
 };
+
+/** The reference code's defaults (diffusers version), for real checkpoints: lr 2e-6 scaled by the batch of 4 on one device. */
+const REFERENCE = { ...ANCHOR_REFERENCE, iterations: 400, lr: 8e-6, preserveProjection: 0, projectionKeep: [] as string[] };
 
 function badArg(reason: string): never {
   throw new LetheError(ErrorCodes.BAD_ARGUMENT, reason);
@@ -147,7 +146,7 @@ function filePairs(concepts: string[], anchors: string[], kind: Exclude<CaKind, 
 }
 
 /** The prompt pairs of a run, and the notes on how they were made. */
-export function promptPairs(ctx: Pick<PrepareContext<CaOptions>, 'concepts' | 'options' | 'model' | 'note'>): { pairs: PromptPair[]; anchors: string[]; kinds: string[] } {
+export function promptPairs(ctx: Pick<PrepareContext<AnchorTrainingOptions>, 'concepts' | 'options' | 'model' | 'note'>): { pairs: PromptPair[]; anchors: string[]; kinds: string[] } {
   const o = ctx.options;
   const anchors = o.anchor.split(',').map((s) => s.trim()).filter(Boolean);
   if (anchors.length !== ctx.concepts.length)
@@ -192,7 +191,15 @@ function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptPair[]):
   return [...new Set([...pairs.map((p) => p.anchor), ...extra])].filter((p) => !targets.has(p));
 }
 
-async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'): Promise<NativeRequest> {
+/** The options Concept Ablation shares with the methods that train on its anchors (DoCo). */
+export type AnchorTrainingOptions = Omit<CaOptions, 'preserveProjection' | 'projectionKeep'>;
+
+/**
+ * What Concept Ablation and DoCo both train on: the prompt pairs and the base model's anchor images
+ * for them (generated or from the cache), as the native request's prompts, options, hyperparameters,
+ * metadata and seconds; each method adds its own.
+ */
+export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>) {
   const o = ctx.options;
   const { pairs, anchors, kinds } = promptPairs(ctx);
   const anchorPrompts = pairs.map((p) => p.anchor);
@@ -202,23 +209,21 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
     { signal: ctx.signal, onProgress: ctx.onProgress },
   );
   if (!set.cached) ctx.note(`generated ${o.anchorImages} anchor images in ${set.seconds.toFixed(1)}s (cached for later runs)`);
-  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, pairs) : [];
   return {
-    prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts, ...(kept.length ? { projection: kept } : {}) },
+    pairs,
+    trainedPrompts: pairs.map((p) => p.target),
+    prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts },
     options: {
-      loss,
       priorWeight: o.priorWeight,
       batch: o.batch,
       weightDecay: o.weightDecay,
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
-      preserveProjection: o.preserveProjection,
       ...trainingNoiseOptions(ctx.pipe),
       anchorLatents: set.latents,
       anchorPromptIndex: set.promptIndex,
     },
     hyperparameters: {
-      loss,
       anchors,
       kinds,
       pairs: pairs.length,
@@ -234,16 +239,28 @@ async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'):
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
       worldPrompts: o.worldPrompts,
-      preserveProjection: o.preserveProjection,
-      projectionKeep: kept,
     },
     metadata: { anchor: JSON.stringify(anchors) },
     seconds: { anchorGeneration: set.cached ? 0 : set.seconds, anchorCacheHit: set.cached ? 1 : 0 },
   };
 }
 
-/** CA's native seconds plus the anchor generation (0 when the cache had them). */
-function breakdown(s: Record<string, number>) {
+async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'): Promise<NativeRequest> {
+  const o = ctx.options;
+  const shared = await anchorTraining(ctx);
+  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, shared.pairs) : [];
+  return {
+    prompts: { ...shared.prompts, ...(kept.length ? { projection: kept } : {}) },
+    trainedPrompts: shared.trainedPrompts,
+    options: { loss, ...shared.options, preserveProjection: o.preserveProjection },
+    hyperparameters: { loss, ...shared.hyperparameters, preserveProjection: o.preserveProjection, projectionKeep: kept },
+    metadata: shared.metadata,
+    seconds: shared.seconds,
+  };
+}
+
+/** CA's native seconds plus the anchor generation (0 when the cache had them); DoCo's too. */
+export function anchorTrainingBreakdown(s: Record<string, number>) {
   return {
     anchorGeneration: s.anchorGeneration ?? 0,
     anchorPredictions: s.anchorPredictions ?? 0,
@@ -266,6 +283,6 @@ export const CA_METHODS = (
     referenceDefaults: REFERENCE,
     promptFileOptions: ['targetPrompts', 'anchorPrompts'],
     prepare: (ctx) => prepare(ctx, loss),
-    breakdown,
+    breakdown: anchorTrainingBreakdown,
   }),
 );

@@ -239,6 +239,7 @@ async function prepare(ctx: PrepareContext<FewshotOptions>): Promise<NativeReque
   const rows = o.teParams === 'concept-embedding' && !ctx.explicit.has('params') ? conceptTokens(ctx.pipe, ctx.concepts) : undefined;
   return {
     prompts: { train: prompts },
+    trainedPrompts: prompts,
     iterations,
     options: {
       batch: o.batch,

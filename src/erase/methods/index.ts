@@ -4,6 +4,7 @@
  * (docs/adding-a-method.md).
  */
 import type { CaOptions } from './ca';
+import type { DocoOptions } from './doco';
 import type { EsdOptions } from './esd';
 import type { FewshotOptions } from './fewshot';
 import type { PromptMemoryOptions } from './prompt-memory';
@@ -12,6 +13,7 @@ import './esd';
 import './ca';
 import './fewshot';
 import './prompt-memory';
+import './doco';
 
 export { ESD_METHODS, esdOptions } from './esd';
 export type { EsdOptions } from './esd';
@@ -21,6 +23,8 @@ export { FEWSHOT_METHOD, fewshotOptions, fewshotPrompts, TE_PARAMETER_SETS } fro
 export type { FewshotOptions } from './fewshot';
 export { PROMPT_MEMORY_METHOD, promptMemoryOptions } from './prompt-memory';
 export type { PromptMemoryOptions } from './prompt-memory';
+export { DOCO_METHOD, docoOptions } from './doco';
+export type { DocoOptions } from './doco';
 
 /** Every method's own options, for the API's types (each method validates its own). */
-export type MethodOptions = EsdOptions & CaOptions & FewshotOptions & PromptMemoryOptions;
+export type MethodOptions = EsdOptions & CaOptions & FewshotOptions & PromptMemoryOptions & DocoOptions;

@@ -215,6 +215,9 @@ describe('deltas per component', () => {
     const v1 = out('d-v1');
     const meta = (fp: string) => ({ metadata: { format: 'lethe-delta', format_version: '1', method: 'esd-x-strict', concepts: '["red circle"]', base_fingerprint: fp } });
     await saveSafetensors(v1, tensors, meta(await modelFingerprint(MODEL)));
+    // It records no training prompts: its concepts stand for them (the report's generalization rows).
+    expect(readDeltaInfo(v1).trainedPrompts).toEqual(['red circle']);
+    expect(readDeltaInfo(unetDelta).trainedPrompts.length).toBeGreaterThan(0);
     const opts = { prompt: 'a red circle', steps: 3, height: 16, width: 16, seed: 2 };
     const a = await (await Pipeline.load(MODEL, { deltas: [v1] })).generate(opts);
     const b = await (await Pipeline.load(MODEL, { deltas: [unetDelta] })).generate(opts);

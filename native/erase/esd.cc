@@ -45,14 +45,8 @@ class EsdMethod : public ErasureMethod {
   }
 
   Objectives Step(ErasureContext& ctx) override {
-    const int64_t S = static_cast<int64_t>(ctx.plan->steps.size());
-    const int64_t T = ctx.trainTimesteps;
     auto& gen = ctx.gen;
-    const int64_t c = torch::randint(concepts_, {1}, gen, torch::kLong).item<int64_t>();
-    const int64_t t_enc = torch::randint(S, {1}, gen, torch::kLong).item<int64_t>();
-    const int64_t lo = std::llround(static_cast<double>(t_enc) / S * T), hi = std::llround(static_cast<double>(t_enc + 1) / S * T);
-    const int64_t t = torch::randint(lo, std::max(lo + 1, hi), {1}, gen, torch::kLong).item<int64_t>();
-    torch::Tensor z = ctx.randnLatent();
+    const auto [c, t_enc, t, z] = DrawEsdStep(ctx, concepts_);
     // A preserved prompt (drawn only when the term is on, so plain ESD keeps the reference's
     // random stream).
     const int64_t keep = kept_ == 0 ? -1 : torch::randint(kept_, {1}, gen, torch::kLong).item<int64_t>();

@@ -1,5 +1,8 @@
 #include "erase/method.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "bridge/errors.h"
 #include "bridge/options.h"
 
@@ -159,6 +162,16 @@ AnchorSamples::Batch AnchorSamples::Draw(ErasureContext& ctx, int64_t n) const {
   const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
   auto noised = noise_.Add(ctx, x0, eps, t);
   return {noised.xt, noised.target, t, t.to(torch::kFloat32), pair_of_.index_select(0, idx)};
+}
+
+EsdDraw DrawEsdStep(ErasureContext& ctx, int64_t concepts) {
+  const int64_t S = static_cast<int64_t>(ctx.plan->steps.size());
+  const int64_t T = ctx.trainTimesteps;
+  const int64_t c = torch::randint(concepts, {1}, ctx.gen, torch::kLong).item<int64_t>();
+  const int64_t t_enc = torch::randint(S, {1}, ctx.gen, torch::kLong).item<int64_t>();
+  const int64_t lo = std::llround(static_cast<double>(t_enc) / S * T), hi = std::llround(static_cast<double>(t_enc + 1) / S * T);
+  const int64_t t = torch::randint(lo, std::max(lo + 1, hi), {1}, ctx.gen, torch::kLong).item<int64_t>();
+  return {c, t_enc, t, ctx.randnLatent()};
 }
 
 }  // namespace lethe

@@ -77,6 +77,15 @@ struct ErasureContext {
                        const torch::Tensor& cond, double guidance);
 };
 
+// ESD's per-step draws (esd.cc, prompt_memory.cc: the reference's order), from ctx.gen: the
+// concept c ~ U{0..concepts-1}, the DDIM step t_enc ~ U{0..S-1} the sample stops at (S = the plan's
+// steps), the train timestep t ~ U{round(t_enc/S*T)..round((t_enc+1)/S*T)-1}, the initial noise z.
+struct EsdDraw {
+  int64_t concept, stopStep, timestep;
+  torch::Tensor z;
+};
+EsdDraw DrawEsdStep(ErasureContext& ctx, int64_t concepts);
+
 // Training noise as diffusers' DDPM schedule adds it, for methods that noise latents themselves
 // (Concept Ablation, few-shot unlearning): the options `alphasCumprod` [T] and `vPrediction` from
 // TypeScript (src/erase/training-noise.ts).

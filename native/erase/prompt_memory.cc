@@ -66,14 +66,8 @@ class PromptMemoryMethod : public ErasureMethod {
     // Step s of N is a transfer step when floor((s+1) Tr / N) passes an integer: Tr of them, evenly spread.
     const int64_t N = transfer_iterations_ + erasure_iterations_, s = step_++;
     const bool transfer = (s + 1) * transfer_iterations_ / N > s * transfer_iterations_ / N;
-    const int64_t S = static_cast<int64_t>(ctx.plan->steps.size());
-    const int64_t T = ctx.trainTimesteps;
     auto& gen = ctx.gen;
-    const int64_t c = torch::randint(concepts_, {1}, gen, torch::kLong).item<int64_t>();
-    const int64_t t_enc = torch::randint(S, {1}, gen, torch::kLong).item<int64_t>();
-    const int64_t lo = std::llround(static_cast<double>(t_enc) / S * T), hi = std::llround(static_cast<double>(t_enc + 1) / S * T);
-    const int64_t t = torch::randint(lo, std::max(lo + 1, hi), {1}, gen, torch::kLong).item<int64_t>();
-    torch::Tensor z = ctx.randnLatent();
+    const auto [c, t_enc, t, z] = DrawEsdStep(ctx, concepts_);
     const int64_t keep = transfer || kept_ == 0 ? -1 : torch::randint(kept_, {1}, gen, torch::kLong).item<int64_t>();
 
     auto t0 = StepClock::now();

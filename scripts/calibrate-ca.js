@@ -32,6 +32,7 @@ const argv = yargs(process.argv.slice(2))
   .option('prior-weight', { type: 'string' })
   .option('anchor-images', { type: 'string' })
   .option('preserve-projection', { type: 'string', describe: "Lethe's closed-form preservation weight(s) (ca-model, ca-noise)" })
+  .option('target-prompts', { type: 'string', describe: "train on these target prompts only ('|'-separated; the anchor prompts follow by replacement): the others are held out" })
   .option('d-lr', { type: 'string', describe: "DoCo (--method doco): the discriminator's lr(s)" })
   .option('warmup', { type: 'string', describe: 'DoCo: warm-up step(s)' })
   .option('surgery-lambda', { type: 'string', describe: 'DoCo: gradient surgery lambda(s)' })
@@ -63,7 +64,8 @@ const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate')
                 for (const surgeryLambda of list(argv.surgeryLambda).map(num)) {
                 const doco = argv.method === 'doco' ? { dLr, warmup, surgeryLambda } : { preserveProjection };
                 const out = path.join(tmp, 'delta.safetensors');
-                const er = await lethe.erase({ model: 'default', pipeline: base, method: argv.method, concept, anchor, out, lr, iterations, params, priorWeight, anchorImages, ...doco, seed });
+                const er = await lethe.erase({ model: 'default', pipeline: base, method: argv.method, concept, anchor, out, lr, iterations, params, priorWeight, anchorImages, ...doco, seed,
+                  ...(argv.targetPrompts ? { targetPrompts: argv.targetPrompts.split('|').map((p) => p.trim()) } : {}) });
                 const erased = await lethe.Pipeline.load('default', { deltas: [out] });
                 const settings = generationSettings(base, { n: argv.n, seed });
                 const ev = await evaluateErasure(base, erased, concept, settings, { baseResults: baseBySeed[seed], anchor });

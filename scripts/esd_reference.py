@@ -50,6 +50,52 @@ class MemoryAttnProcessor:
         return attend(attn, q, k, v)
 
 
+class EsdSetup:
+    """What ESD's and prompt memory's reference loops share: the pipeline, the concepts' and the
+    empty prompt's states, the frozen UNet and its trained copy (the `param_set` tensors require
+    grad, listed in `params`), the DDIM sampler and the sizes its draws need."""
+
+    def __init__(self, a, param_set):
+        torch.set_num_threads(a.threads)
+        self.start = time.perf_counter()
+        pipe = StableDiffusionPipeline.from_pretrained(a.model, safety_checker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        self.concepts = [c.strip() for c in a.concept.split(",") if c.strip()]
+        self.uncond = self.embed("")
+        self.cond = [self.embed(c) for c in self.concepts]
+        self.frozen = pipe.unet.eval().requires_grad_(False)
+        self.trained = copy.deepcopy(self.frozen)
+        self.names = names = [n for n, _ in self.trained.named_parameters() if in_param_set(param_set, n)]
+        self.params = []
+        for n, p in self.trained.named_parameters():
+            p.requires_grad_(n in names)
+            if n in names:
+                self.params.append(p)
+        # CompVis' DDIM sampler, which ESD's reference uses, never clips x0; a config written for another
+        # scheduler class (a DPM-Solver one without clip_sample) must not pick up DDIMScheduler's
+        # default clip_sample=True. Clip only when the model's own config asks for it.
+        self.sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=pipe.scheduler.config.get("clip_sample", False) is True)
+        self.sched.set_timesteps(a.ddim_steps)
+        self.S, self.T = a.ddim_steps, self.sched.config.num_train_timesteps
+        self.size = pipe.unet.config.sample_size
+
+    def embed(self, text):
+        ids = self.pipe.tokenizer([text], padding="max_length", max_length=self.pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            return self.pipe.text_encoder(ids)[0]
+
+    def draw(self, gen):
+        """One iteration's draws in Lethe's order (native/erase/method.h DrawEsdStep): concept, DDIM stop step, timestep, noise."""
+        S, T = self.S, self.T
+        c = int(torch.randint(len(self.concepts), (1,), generator=gen))
+        t_enc = int(torch.randint(S, (1,), generator=gen))
+        lo, hi = round(t_enc / S * T), round((t_enc + 1) / S * T)
+        t = int(torch.randint(lo, max(lo + 1, hi), (1,), generator=gen))
+        z = torch.randn((1, self.pipe.unet.config.in_channels, self.size, self.size), generator=gen)
+        return c, t_enc, t, z
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -71,36 +117,11 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    start = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(a.model, safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    concepts = [c.strip() for c in a.concept.split(",") if c.strip()]
-
-    def embed(text):
-        ids = pipe.tokenizer([text], padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        with torch.no_grad():
-            return pipe.text_encoder(ids)[0]
-
-    uncond = embed("")
-    cond = [embed(c) for c in concepts]
-    keep_states = [embed(p) for p in a.preserve]
+    r = EsdSetup(a, a.method)
+    start, pipe, concepts, uncond, cond, frozen, trained, params, names = r.start, r.pipe, r.concepts, r.uncond, r.cond, r.frozen, r.trained, r.params, r.names
+    sched, S, T, size = r.sched, r.S, r.T, r.size
+    keep_states = [r.embed(p) for p in a.preserve]
     keep_emb = keep_states if a.preserve_weight > 0 else []
-    frozen = pipe.unet.eval().requires_grad_(False)
-    trained = copy.deepcopy(frozen)
-    names = [n for n, _ in trained.named_parameters() if in_param_set(a.method, n)]
-    params = []
-    for n, p in trained.named_parameters():
-        p.requires_grad_(n in names)
-        if n in names:
-            params.append(p)
-    # CompVis' DDIM sampler, which ESD's reference uses, never clips x0; a config written for another
-    # scheduler class (a DPM-Solver one without clip_sample) must not pick up DDIMScheduler's
-    # default clip_sample=True. Clip only when the model's own config asks for it.
-    sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=pipe.scheduler.config.get("clip_sample", False) is True)
-    sched.set_timesteps(a.ddim_steps)
-    S, T = a.ddim_steps, sched.config.num_train_timesteps
-    size = pipe.unet.config.sample_size
     gen = torch.Generator("cpu").manual_seed(a.seed)
     memory = {}
     if a.memory_tokens > 0:
@@ -118,11 +139,7 @@ def main():
     losses = []
     loop_start = time.perf_counter()
     for _ in range(a.iterations):
-        c = int(torch.randint(len(concepts), (1,), generator=gen))
-        t_enc = int(torch.randint(S, (1,), generator=gen))
-        lo, hi = round(t_enc / S * T), round((t_enc + 1) / S * T)
-        t = int(torch.randint(lo, max(lo + 1, hi), (1,), generator=gen))
-        z = torch.randn((1, pipe.unet.config.in_channels, size, size), generator=gen)
+        c, t_enc, t, z = r.draw(gen)
         # One kept prompt per iteration, drawn only when there are some (plain ESD's random stream is the reference's).
         kept = [keep_emb[int(torch.randint(len(keep_emb), (1,), generator=gen))]] if keep_emb else []
         t0 = time.perf_counter()
@@ -166,7 +183,7 @@ def main():
         def second_moment(states):
             s = torch.cat(states).double().reshape(-1, states[0].shape[-1])
             return s.T @ s / s.shape[0]
-        ae, ap_ = second_moment(cond), second_moment(keep_states + [embed(p) for p in a.projection_keep])
+        ae, ap_ = second_moment(cond), second_moment(keep_states + [r.embed(p) for p in a.projection_keep])
         m = ae + a.preserve_projection * ap_ + 1e-3 * torch.trace(ae) / ae.shape[0] * torch.eye(ae.shape[0], dtype=torch.float64)
         right = ae @ torch.linalg.inv(m)
         for k in delta:

@@ -19,14 +19,13 @@ Usage: prompt_memory_reference.py MODEL_DIR --concept TEXT[,TEXT] --iterations N
 Prints JSON: wall time, per-part breakdown, peak RSS, losses.
 """
 import argparse
-import copy
 import fnmatch
 import json
 import time
 
 import torch
-from diffusers import DDIMScheduler, StableDiffusionPipeline
-from esd_reference import MemoryAttnProcessor, in_param_set
+
+from esd_reference import EsdSetup, MemoryAttnProcessor
 from reference_common import peak_rss_mib
 from safetensors.torch import load_file, save_file
 
@@ -54,32 +53,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    start = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(a.model, safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    concepts = [c.strip() for c in a.concept.split(",") if c.strip()]
-
-    def embed(text):
-        ids = pipe.tokenizer([text], padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        with torch.no_grad():
-            return pipe.text_encoder(ids)[0]
-
-    uncond = embed("")
-    cond = [embed(c) for c in concepts]
-    kept = [embed(p) for p in a.preserve] if a.preserve_weight > 0 else []
-    frozen = pipe.unet.eval().requires_grad_(False)
-    trained = copy.deepcopy(frozen)
-    names = [n for n, _ in trained.named_parameters() if in_param_set(a.params, n)]
-    weights = []
-    for n, p in trained.named_parameters():
-        p.requires_grad_(n in names)
-        if n in names:
-            weights.append(p)
-    sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=pipe.scheduler.config.get("clip_sample", False) is True)
-    sched.set_timesteps(a.ddim_steps)
-    S, T = a.ddim_steps, sched.config.num_train_timesteps
-    size = pipe.unet.config.sample_size
+    r = EsdSetup(a, a.params)
+    start, pipe, concepts, uncond, cond, frozen, trained, weights, names = r.start, r.pipe, r.concepts, r.uncond, r.cond, r.frozen, r.trained, r.params, r.names
+    sched, S, T, size = r.sched, r.S, r.T, r.size
+    kept = [r.embed(p) for p in a.preserve] if a.preserve_weight > 0 else []
     gen = torch.Generator("cpu").manual_seed(a.seed)
     dim = pipe.unet.config.cross_attention_dim
     memory = {
@@ -106,11 +83,7 @@ def main():
     loop_start = time.perf_counter()
     for s in range(N):
         transfer = (s + 1) * Tr // N > s * Tr // N
-        c = int(torch.randint(len(concepts), (1,), generator=gen))
-        t_enc = int(torch.randint(S, (1,), generator=gen))
-        lo, hi = round(t_enc / S * T), round((t_enc + 1) / S * T)
-        t = int(torch.randint(lo, max(lo + 1, hi), (1,), generator=gen))
-        z = torch.randn((1, pipe.unet.config.in_channels, size, size), generator=gen)
+        c, t_enc, t, z = r.draw(gen)
         keep = [kept[int(torch.randint(len(kept), (1,), generator=gen))]] if kept and not transfer else []
         t0 = time.perf_counter()
         with torch.inference_mode():

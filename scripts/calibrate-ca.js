@@ -31,7 +31,7 @@ const argv = yargs(process.argv.slice(2))
   .option('params', { type: 'string' })
   .option('prior-weight', { type: 'string' })
   .option('anchor-images', { type: 'string' })
-  .option('preserve-projection', { type: 'string', describe: "Lethe's closed-form preservation weight(s) (ca-model, ca-noise)" })
+  .option('preserve-projection', { type: 'string', describe: "Lethe's closed-form preservation weight(s)" })
   .option('target-prompts', { type: 'string', describe: "train on these target prompts only ('|'-separated; the anchor prompts follow by replacement): the others are held out" })
   .option('d-lr', { type: 'string', describe: "DoCo (--method doco): the discriminator's lr(s)" })
   .option('warmup', { type: 'string', describe: 'DoCo: warm-up step(s)' })
@@ -62,7 +62,7 @@ const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate')
                 for (const dLr of list(argv.dLr).map(num))
                 for (const warmup of list(argv.warmup).map(num))
                 for (const surgeryLambda of list(argv.surgeryLambda).map(num)) {
-                const doco = argv.method === 'doco' ? { dLr, warmup, surgeryLambda } : { preserveProjection };
+                const doco = argv.method === 'doco' ? { dLr, warmup, surgeryLambda, preserveProjection } : { preserveProjection };
                 const out = path.join(tmp, 'delta.safetensors');
                 const er = await lethe.erase({ model: 'default', pipeline: base, method: argv.method, concept, anchor, out, lr, iterations, params, priorWeight, anchorImages, ...doco, seed,
                   ...(argv.targetPrompts ? { targetPrompts: argv.targetPrompts.split('|').map((p) => p.trim()) } : {}) });

@@ -108,6 +108,19 @@ describe('DoCo on the framework', () => {
     expect(JSON.parse(fs.readFileSync(r.report, 'utf8')).hyperparameters.dLr).toBe(1e-4);
   });
 
+  test("the closed-form preservation (Lethe's addition, as for Concept Ablation) refits the key/value deltas; it needs them", async () => {
+    const p0 = await run(base, out('doco-proj-0'));
+    const plain = (await loadSafetensors(p0.delta)).tensors;
+    const r = await run(base, out('doco-proj-5'), { preserveProjection: 5, projectionKeep: ['a green star'] });
+    expect(r.losses).toEqual(p0.losses);
+    expect(JSON.parse(fs.readFileSync(r.report, 'utf8')).hyperparameters.projectionKeep).toEqual(expect.arrayContaining(['a green star', 'blue square']));
+    const refit = (await loadSafetensors(r.delta)).tensors;
+    const key = Object.keys(plain).find((k) => k.endsWith('attn2.to_k.weight'))!;
+    // The same training (the refit runs after it), another delta.
+    expect((refit[key] as Tensor).data).not.toEqual((plain[key] as Tensor).data);
+    await expectCode(run({ ...base, params: 'embedding' }, out('doco-proj-emb'), { preserveProjection: 1 }), 'LETHE_BAD_ARGUMENT');
+  });
+
   test('bad input: each a clear error with a code, nothing written', async () => {
     const cases: [string, object, string, RegExp][] = [
       ['a negative discriminator lr', { dLr: -1 }, 'LETHE_BAD_ARGUMENT', /dLr/],

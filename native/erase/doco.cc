@@ -22,11 +22,15 @@
 // patch grid of at least 3x3 (`discriminatorBlocks`, 0 = that rule). Its weights are drawn from the
 // job's generator (PyTorch's default initialisation, uniform +-1/sqrt(fan_in)), trained by the
 // `discriminator` optimizer, checkpointed with it and never written to the delta.
+//
+// Lethe's addition (off unless preserveProjection > 0), as for Concept Ablation: the closed-form
+// refit of the key/value deltas that keeps the `projection` prompts' token states.
 #include <cmath>
 
 #include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
+#include "erase/preservation.h"
 
 namespace lethe {
 
@@ -107,6 +111,8 @@ class DocoMethod : public ErasureMethod {
     surgery_ = !o.Has("surgery") || o.Get("surgery").ToBoolean().Value();
     lambda_ = OptionNumber(o, "surgeryLambda", 1.0);
     blocks_ = static_cast<int64_t>(OptionNumber(o, "discriminatorBlocks", 0));
+    preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
+    if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
     if (!(prior_weight_ >= 0) || !(weight_decay_ >= 0) || !(clip_grad_norm_ >= 0) || !(lambda_ >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay, clipGradNorm and surgeryLambda must be >= 0");
     if (!(d_lr_ > 0)) fail(codes::kBadArgument, "dLr must be > 0");
     if (warmup_ < 0) fail(codes::kBadArgument, "warmup must be >= 0");
@@ -116,6 +122,7 @@ class DocoMethod : public ErasureMethod {
 
   void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
     anchors_.Setup(ctx, "DoCo");
+    if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
 
     // The patch grid after k blocks on an h x w latent is (h/2^k - 1) x (w/2^k - 1).
     const int64_t side = std::min(ctx.latentShape[1], ctx.latentShape[2]);
@@ -191,6 +198,10 @@ class DocoMethod : public ErasureMethod {
     return out;
   }
 
+  void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata&) override {
+    if (preserve_projection_ > 0) ApplyPreservation(delta, ctx.prompts.frozenAll("target"), ctx.prompts.frozenAll("projection"), preserve_projection_);
+  }
+
   // The step counter decides warm-up; a resumed run continues it.
   void SaveState(std::vector<std::pair<std::string, torch::Tensor>>& out) const override { out.emplace_back("doco.step", torch::tensor({step_}, torch::kInt64)); }
   void LoadState(const SafetensorsFile& f) override {
@@ -201,7 +212,7 @@ class DocoMethod : public ErasureMethod {
 
  private:
   bool detach_start_token_ = true, surgery_ = true;
-  double prior_weight_, weight_decay_, clip_grad_norm_, d_lr_, lambda_;
+  double prior_weight_, weight_decay_, clip_grad_norm_, d_lr_, lambda_, preserve_projection_ = 0;
   int64_t batch_, warmup_, blocks_, step_ = 0;
   AnchorSamples anchors_;
   std::unique_ptr<PatchDiscriminator> d_;

@@ -175,7 +175,7 @@ export function promptPairs(ctx: Pick<PrepareContext<AnchorTrainingOptions>, 'co
  * given projectionKeep, and on the shapes world (unless projectionKeep was given) the world's other
  * concepts and the concept's siblings' captions as ESD's demo keeps them, never a target prompt.
  */
-function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptPair[]): string[] {
+export function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptPair[]): string[] {
   let extra = ctx.options.projectionKeep.map((p) => p.trim());
   if (!ctx.explicit.has('projectionKeep') && ctx.options.worldPrompts && ctx.model.world === 'shapes') {
     try {

@@ -8,26 +8,24 @@
  */
 import { z } from 'zod';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
-import { ANCHOR_REFERENCE, anchorTraining, anchorTrainingBreakdown, caOptions } from './ca';
+import { ANCHOR_REFERENCE, anchorTraining, anchorTrainingBreakdown, caOptions, projectionPrompts } from './ca';
 
-export const docoOptions = caOptions
-  .omit({ preserveProjection: true, projectionKeep: true })
-  .extend({
-    dLr: z
-      .number()
-      .min(0)
-      .finite()
-      .describe("the discriminator's learning rate (Adam, betas 0.5 / 0.999); 0: the reference's by the concept's kind, 5e-4 for styles, 1e-4 otherwise"),
-    warmup: z.number().int().min(0).describe('steps that train only the discriminator before the model trains (the model trains at steps > warmup)'),
-    surgery: z.boolean().describe('concept-preserving gradient surgery against the preservation gradient (off: the sum adversarial + 0.1 × priorWeight × preservation)'),
-    surgeryLambda: z.number().min(0).finite().describe('gradient surgery strength λ: g_u − λ·cos(g_u, g_p)·ĝ_p where the cosine is negative'),
-    discriminatorBlocks: z
-      .number()
-      .int()
-      .min(0)
-      .max(4)
-      .describe("the PatchGAN's stride-2 blocks (64, 128, 256, 512 channels); 0: as many as leave a patch grid of at least 3×3 (4 on SD's 64×64 latents)"),
-  });
+export const docoOptions = caOptions.extend({
+  dLr: z
+    .number()
+    .min(0)
+    .finite()
+    .describe("the discriminator's learning rate (Adam, betas 0.5 / 0.999); 0: the reference's by the concept's kind, 5e-4 for styles, 1e-4 otherwise"),
+  warmup: z.number().int().min(0).describe('steps that train only the discriminator before the model trains (the model trains at steps > warmup)'),
+  surgery: z.boolean().describe('concept-preserving gradient surgery against the preservation gradient (off: the sum adversarial + 0.1 × priorWeight × preservation)'),
+  surgeryLambda: z.number().min(0).finite().describe('gradient surgery strength λ: g_u − λ·cos(g_u, g_p)·ĝ_p where the cosine is negative'),
+  discriminatorBlocks: z
+    .number()
+    .int()
+    .min(0)
+    .max(4)
+    .describe("the PatchGAN's stride-2 blocks (64, 128, 256, 512 channels); 0: as many as leave a patch grid of at least 3×3 (4 on SD's 64×64 latents)"),
+});
 
 export type DocoOptions = z.infer<typeof docoOptions>;
 
@@ -47,6 +45,8 @@ const REFERENCE = {
   surgery: true,
   surgeryLambda: 1,
   discriminatorBlocks: 0,
+  preserveProjection: 0,
+  projectionKeep: [] as string[],
 };
 
 async function prepare(ctx: PrepareContext<DocoOptions>): Promise<NativeRequest> {
@@ -57,12 +57,13 @@ async function prepare(ctx: PrepareContext<DocoOptions>): Promise<NativeRequest>
   if (o.dLr === 0) ctx.note(`dLr ${dLr}: the reference's discriminator lr for ${kinds.includes('style') ? 'styles' : 'objects and instances'} (--d-lr chooses)`);
   // The model trains at steps > warmup (0-based), as the reference's `global_step > warm_up`.
   if (o.iterations <= o.warmup + 1) ctx.note(`warmup ${o.warmup} with ${o.iterations} iterations: only the discriminator trains (the model trains at steps after the warm-up), the model is unchanged`);
-  const own = { dLr, warmup: o.warmup, surgery: o.surgery, surgeryLambda: o.surgeryLambda, discriminatorBlocks: o.discriminatorBlocks };
+  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, shared.pairs) : [];
+  const own = { dLr, warmup: o.warmup, surgery: o.surgery, surgeryLambda: o.surgeryLambda, discriminatorBlocks: o.discriminatorBlocks, preserveProjection: o.preserveProjection };
   return {
-    prompts: shared.prompts,
+    prompts: { ...shared.prompts, ...(kept.length ? { projection: kept } : {}) },
     trainedPrompts: shared.trainedPrompts,
     options: { ...shared.options, ...own },
-    hyperparameters: { ...shared.hyperparameters, ...own },
+    hyperparameters: { ...shared.hyperparameters, ...own, projectionKeep: kept },
     metadata: shared.metadata,
     seconds: shared.seconds,
   };

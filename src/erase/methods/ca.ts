@@ -175,7 +175,7 @@ export function promptPairs(ctx: Pick<PrepareContext<AnchorTrainingOptions>, 'co
  * given projectionKeep, and on the shapes world (unless projectionKeep was given) the world's other
  * concepts and the concept's siblings' captions as ESD's demo keeps them, never a target prompt.
  */
-export function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptPair[]): string[] {
+function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptPair[]): string[] {
   let extra = ctx.options.projectionKeep.map((p) => p.trim());
   if (!ctx.explicit.has('projectionKeep') && ctx.options.worldPrompts && ctx.model.world === 'shapes') {
     try {
@@ -192,12 +192,13 @@ export function projectionPrompts(ctx: PrepareContext<CaOptions>, pairs: PromptP
 }
 
 /** The options Concept Ablation shares with the methods that train on its anchors (DoCo). */
-export type AnchorTrainingOptions = Omit<CaOptions, 'preserveProjection' | 'projectionKeep'>;
+export type AnchorTrainingOptions = CaOptions;
 
 /**
  * What Concept Ablation and DoCo both train on: the prompt pairs and the base model's anchor images
- * for them (generated or from the cache), as the native request's prompts, options, hyperparameters,
- * metadata and seconds; each method adds its own.
+ * for them (generated or from the cache), and the closed-form refit's kept prompts when it is on,
+ * as the native request's prompts, options, hyperparameters, metadata and seconds; each method adds
+ * its own.
  */
 export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>) {
   const o = ctx.options;
@@ -209,16 +210,17 @@ export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>)
     { signal: ctx.signal, onProgress: ctx.onProgress },
   );
   if (!set.cached) ctx.note(`generated ${o.anchorImages} anchor images in ${set.seconds.toFixed(1)}s (cached for later runs)`);
+  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, pairs) : [];
   return {
-    pairs,
     trainedPrompts: pairs.map((p) => p.target),
-    prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts },
+    prompts: { target: pairs.map((p) => p.target), anchor: anchorPrompts, ...(kept.length ? { projection: kept } : {}) },
     options: {
       priorWeight: o.priorWeight,
       batch: o.batch,
       weightDecay: o.weightDecay,
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
+      preserveProjection: o.preserveProjection,
       ...trainingNoiseOptions(ctx.pipe),
       anchorLatents: set.latents,
       anchorPromptIndex: set.promptIndex,
@@ -239,6 +241,8 @@ export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>)
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
       worldPrompts: o.worldPrompts,
+      preserveProjection: o.preserveProjection,
+      projectionKeep: kept,
     },
     metadata: { anchor: JSON.stringify(anchors) },
     seconds: { anchorGeneration: set.cached ? 0 : set.seconds, anchorCacheHit: set.cached ? 1 : 0 },
@@ -246,17 +250,8 @@ export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>)
 }
 
 async function prepare(ctx: PrepareContext<CaOptions>, loss: 'model' | 'noise'): Promise<NativeRequest> {
-  const o = ctx.options;
   const shared = await anchorTraining(ctx);
-  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, shared.pairs) : [];
-  return {
-    prompts: { ...shared.prompts, ...(kept.length ? { projection: kept } : {}) },
-    trainedPrompts: shared.trainedPrompts,
-    options: { loss, ...shared.options, preserveProjection: o.preserveProjection },
-    hyperparameters: { loss, ...shared.hyperparameters, preserveProjection: o.preserveProjection, projectionKeep: kept },
-    metadata: shared.metadata,
-    seconds: shared.seconds,
-  };
+  return { ...shared, options: { loss, ...shared.options }, hyperparameters: { loss, ...shared.hyperparameters } };
 }
 
 /** CA's native seconds plus the anchor generation (0 when the cache had them); DoCo's too. */

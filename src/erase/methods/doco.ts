@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
-import { ANCHOR_REFERENCE, anchorTraining, anchorTrainingBreakdown, caOptions, projectionPrompts } from './ca';
+import { ANCHOR_REFERENCE, anchorTraining, anchorTrainingBreakdown, caOptions } from './ca';
 
 export const docoOptions = caOptions.extend({
   dLr: z
@@ -57,16 +57,8 @@ async function prepare(ctx: PrepareContext<DocoOptions>): Promise<NativeRequest>
   if (o.dLr === 0) ctx.note(`dLr ${dLr}: the reference's discriminator lr for ${kinds.includes('style') ? 'styles' : 'objects and instances'} (--d-lr chooses)`);
   // The model trains at steps > warmup (0-based), as the reference's `global_step > warm_up`.
   if (o.iterations <= o.warmup + 1) ctx.note(`warmup ${o.warmup} with ${o.iterations} iterations: only the discriminator trains (the model trains at steps after the warm-up), the model is unchanged`);
-  const kept = o.preserveProjection > 0 ? projectionPrompts(ctx, shared.pairs) : [];
-  const own = { dLr, warmup: o.warmup, surgery: o.surgery, surgeryLambda: o.surgeryLambda, discriminatorBlocks: o.discriminatorBlocks, preserveProjection: o.preserveProjection };
-  return {
-    prompts: { ...shared.prompts, ...(kept.length ? { projection: kept } : {}) },
-    trainedPrompts: shared.trainedPrompts,
-    options: { ...shared.options, ...own },
-    hyperparameters: { ...shared.hyperparameters, ...own, projectionKeep: kept },
-    metadata: shared.metadata,
-    seconds: shared.seconds,
-  };
+  const own = { dLr, warmup: o.warmup, surgery: o.surgery, surgeryLambda: o.surgeryLambda, discriminatorBlocks: o.discriminatorBlocks };
+  return { ...shared, options: { ...shared.options, ...own }, hyperparameters: { ...shared.hyperparameters, ...own } };
 }
 
 export const DOCO_METHOD = registerMethod({

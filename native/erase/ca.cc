@@ -22,7 +22,6 @@
 #include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
-#include "erase/preservation.h"
 
 namespace lethe {
 
@@ -30,34 +29,21 @@ namespace {
 
 class ConceptAblationMethod : public ErasureMethod {
  public:
-  explicit ConceptAblationMethod(const Napi::Object& o) : anchors_(o) {
+  explicit ConceptAblationMethod(const Napi::Object& o) : training_(o) {
     const std::string loss = OptionString(o, "loss", "model");
     if (loss != "model" && loss != "noise") fail(codes::kBadArgument, "loss must be 'model' or 'noise'");
     model_based_ = loss == "model";
-    prior_weight_ = OptionNumber(o, "priorWeight", 1.0);
-    batch_ = static_cast<int64_t>(OptionNumber(o, "batch", 4));
-    weight_decay_ = OptionNumber(o, "weightDecay", 1e-2);
-    clip_grad_norm_ = OptionNumber(o, "clipGradNorm", 1.0);
-    detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
-    preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
-    if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
-    if (!(prior_weight_ >= 0) || !(weight_decay_ >= 0) || !(clip_grad_norm_ >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay and clipGradNorm must be >= 0");
-    if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
   }
 
   void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
-    anchors_.Setup(ctx, "Concept Ablation");
-    if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
-    optimizers.model.options.weight_decay = weight_decay_;
-    optimizers.model.clipGradNorm = clip_grad_norm_;
-    if (detach_start_token_)
-      for (auto& [_, layer] : ctx.trained.unet().crossAttentionLayers()) layer->setDetachStartToken(true);
+    training_.Setup(ctx, optimizers, "Concept Ablation");
+    optimizers.model.clipGradNorm = training_.clipGradNorm;
   }
 
   Objectives Step(ErasureContext& ctx) override {
-    const int64_t b = batch_, n = prior_weight_ > 0 ? 2 * batch_ : batch_;
+    const int64_t b = training_.batch, n = training_.priorWeight > 0 ? 2 * b : b;
     auto t0 = StepClock::now();
-    const auto [xt, noiseTarget, t, ts, pair] = anchors_.Draw(ctx, n);
+    const auto [xt, noiseTarget, t, ts, pair] = training_.samples.Draw(ctx, n);
 
     torch::Tensor target;
     const torch::Tensor first = pair.slice(0, 0, b);
@@ -73,20 +59,18 @@ class ConceptAblationMethod : public ErasureMethod {
     if (n > b) states = torch::cat({states, ctx.trainedStates("anchor", pair.slice(0, b))});
     const torch::Tensor out = ctx.trained.unet().forward(xt, ts, states).to(torch::kFloat32);
     torch::Tensor loss = torch::mse_loss(out.slice(0, 0, b), target);
-    if (n > b) loss = loss + prior_weight_ * torch::mse_loss(out.slice(0, b), noiseTarget.slice(0, b));
+    if (n > b) loss = loss + training_.priorWeight * torch::mse_loss(out.slice(0, b), noiseTarget.slice(0, b));
     ctx.timings["trainedForward"] += SecondsSince(t0);
     return {{"loss", loss, ""}};
   }
 
   void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata&) override {
-    if (preserve_projection_ > 0) ApplyPreservation(delta, ctx.prompts.frozenAll("target"), ctx.prompts.frozenAll("projection"), preserve_projection_);
+    training_.Finish(ctx, delta);
   }
 
  private:
-  bool model_based_ = true, detach_start_token_ = true;
-  double prior_weight_, weight_decay_, clip_grad_norm_, preserve_projection_ = 0;
-  int64_t batch_;
-  AnchorSamples anchors_;
+  bool model_based_ = true;
+  AnchorTraining training_;
 };
 
 }  // namespace

@@ -30,7 +30,6 @@
 #include "bridge/options.h"
 #include "bridge/tensor_convert.h"
 #include "erase/method.h"
-#include "erase/preservation.h"
 
 namespace lethe {
 
@@ -100,29 +99,20 @@ torch::Tensor PatchBce(const torch::Tensor& logits, double label) {
 
 class DocoMethod : public ErasureMethod {
  public:
-  explicit DocoMethod(const Napi::Object& o) : anchors_(o) {
-    prior_weight_ = OptionNumber(o, "priorWeight", 1.0);
-    batch_ = static_cast<int64_t>(OptionNumber(o, "batch", 4));
-    weight_decay_ = OptionNumber(o, "weightDecay", 1e-2);
-    clip_grad_norm_ = OptionNumber(o, "clipGradNorm", 1.0);
-    detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
+  explicit DocoMethod(const Napi::Object& o) : training_(o) {
     d_lr_ = OptionNumber(o, "dLr", 1e-4);
     warmup_ = static_cast<int64_t>(OptionNumber(o, "warmup", 500));
     surgery_ = !o.Has("surgery") || o.Get("surgery").ToBoolean().Value();
     lambda_ = OptionNumber(o, "surgeryLambda", 1.0);
     blocks_ = static_cast<int64_t>(OptionNumber(o, "discriminatorBlocks", 0));
-    preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
-    if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
-    if (!(prior_weight_ >= 0) || !(weight_decay_ >= 0) || !(clip_grad_norm_ >= 0) || !(lambda_ >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay, clipGradNorm and surgeryLambda must be >= 0");
+    if (!(lambda_ >= 0)) fail(codes::kBadArgument, "surgeryLambda must be >= 0");
     if (!(d_lr_ > 0)) fail(codes::kBadArgument, "dLr must be > 0");
     if (warmup_ < 0) fail(codes::kBadArgument, "warmup must be >= 0");
     if (blocks_ < 0 || blocks_ > 4) fail(codes::kBadArgument, "discriminatorBlocks must be in 0..4 (0: as many as leave a 3x3 patch grid)");
-    if (batch_ < 1 || batch_ > 256) fail(codes::kBadArgument, "batch must be in 1..256");
   }
 
   void Setup(ErasureContext& ctx, OptimizerPlan& optimizers) override {
-    anchors_.Setup(ctx, "DoCo");
-    if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
+    training_.Setup(ctx, optimizers, "DoCo");
 
     // The patch grid after k blocks on an h x w latent is (h/2^k - 1) x (w/2^k - 1).
     const int64_t side = std::min(ctx.latentShape[1], ctx.latentShape[2]);
@@ -135,7 +125,7 @@ class DocoMethod : public ErasureMethod {
     if (grid(blocks) < 1) fail(codes::kBadArgument, "discriminatorBlocks " + std::to_string(blocks) + " leaves no patch on a " + std::to_string(side) + "-wide latent");
     d_ = std::make_unique<PatchDiscriminator>(ctx.latentShape[0], blocks, ctx.gen, ctx.device());
 
-    optimizers.model.options.weight_decay = weight_decay_;
+    const double clip = training_.clipGradNorm;
     if (surgery_) {
       const double lambda = lambda_;
       // Objectives in Step's order: adversarial (g_u), preservation (g_p).
@@ -143,24 +133,22 @@ class DocoMethod : public ErasureMethod {
         if (names.size() != 2 || names[0] != "adversarial") fail(codes::kInternal, "DoCo's surgery expects the adversarial and preservation gradients");
         return ConceptPreservingGradient(g[0], g[1], lambda);
       };
-      optimizers.model.clipObjectiveNorm = clip_grad_norm_;
+      optimizers.model.clipObjectiveNorm = clip;
     } else {
-      optimizers.model.clipGradNorm = clip_grad_norm_;
+      optimizers.model.clipGradNorm = clip;
     }
     const double dlr = d_lr_;
     // torch.optim.Adam(lr, betas=(0.5, 0.999)): no weight decay.
     optimizers.others.push_back({"discriminator", d_->Parameters(), AdamWOptions{dlr, 0.5, 0.999, 1e-8, 0.0}, [dlr](int64_t) { return dlr; }, nullptr, 0, 0});
-    if (detach_start_token_)
-      for (auto& [_, layer] : ctx.trained.unet().crossAttentionLayers()) layer->setDetachStartToken(true);
   }
 
   Objectives Step(ErasureContext& ctx) override {
-    const int64_t b = batch_, n = 2 * batch_;
+    const int64_t b = training_.batch, n = 2 * b;
     const bool generator = step_ > warmup_;
     ++step_;
     auto t0 = StepClock::now();
-    const auto [xt, noiseTarget, t, ts, pair] = anchors_.Draw(ctx, n);
-    const TrainingNoise& noise = anchors_.noise();
+    const auto [xt, noiseTarget, t, ts, pair] = training_.samples.Draw(ctx, n);
+    const TrainingNoise& noise = training_.samples.noise();
     const torch::Tensor first = pair.slice(0, 0, b);
     const torch::Tensor xtFirst = xt.slice(0, 0, b), tFirst = t.slice(0, 0, b);
     torch::Tensor real;
@@ -185,7 +173,7 @@ class DocoMethod : public ErasureMethod {
       // before the discriminator's own loss is added (docs/doco.md).
       out.push_back({"adversarial", adversarial, "model,discriminator"});
       // With surgery the preservation gradient only steers the edit; without, it is added at 0.1 w.
-      out.push_back({"preservation", surgery_ ? preservation : 0.1 * prior_weight_ * preservation, "model"});
+      out.push_back({"preservation", surgery_ ? preservation : 0.1 * training_.priorWeight * preservation, "model"});
     } else {
       // Warm-up: only the discriminator learns; the trained model's fake needs no graph.
       torch::NoGradGuard ng;
@@ -199,7 +187,7 @@ class DocoMethod : public ErasureMethod {
   }
 
   void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata&) override {
-    if (preserve_projection_ > 0) ApplyPreservation(delta, ctx.prompts.frozenAll("target"), ctx.prompts.frozenAll("projection"), preserve_projection_);
+    training_.Finish(ctx, delta);
   }
 
   // The step counter decides warm-up; a resumed run continues it.
@@ -211,10 +199,10 @@ class DocoMethod : public ErasureMethod {
   }
 
  private:
-  bool detach_start_token_ = true, surgery_ = true;
-  double prior_weight_, weight_decay_, clip_grad_norm_, d_lr_, lambda_, preserve_projection_ = 0;
-  int64_t batch_, warmup_, blocks_, step_ = 0;
-  AnchorSamples anchors_;
+  bool surgery_ = true;
+  double d_lr_, lambda_;
+  int64_t warmup_, blocks_, step_ = 0;
+  AnchorTraining training_;
   std::unique_ptr<PatchDiscriminator> d_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "bridge/errors.h"
 #include "bridge/options.h"
+#include "erase/preservation.h"
 
 namespace lethe {
 
@@ -162,6 +163,30 @@ AnchorSamples::Batch AnchorSamples::Draw(ErasureContext& ctx, int64_t n) const {
   const torch::Tensor x0 = latents_.index_select(0, idx.to(ctx.device()));
   auto noised = noise_.Add(ctx, x0, eps, t);
   return {noised.xt, noised.target, t, t.to(torch::kFloat32), pair_of_.index_select(0, idx)};
+}
+
+AnchorTraining::AnchorTraining(const Napi::Object& o) : samples(o) {
+  priorWeight = OptionNumber(o, "priorWeight", 1.0);
+  batch = static_cast<int64_t>(OptionNumber(o, "batch", 4));
+  weight_decay_ = OptionNumber(o, "weightDecay", 1e-2);
+  clipGradNorm = OptionNumber(o, "clipGradNorm", 1.0);
+  detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
+  preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
+  if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
+  if (!(priorWeight >= 0) || !(weight_decay_ >= 0) || !(clipGradNorm >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay and clipGradNorm must be >= 0");
+  if (batch < 1 || batch > 256) fail(codes::kBadArgument, "batch must be in 1..256");
+}
+
+void AnchorTraining::Setup(ErasureContext& ctx, OptimizerPlan& optimizers, const std::string& method) {
+  samples.Setup(ctx, method);
+  if (preserve_projection_ > 0) CheckPreservationApplies(ctx.prompts.count("projection"), ctx.trained.parameters(), " (use xattn or attn)");
+  optimizers.model.options.weight_decay = weight_decay_;
+  if (detach_start_token_)
+    for (auto& [_, layer] : ctx.trained.unet().crossAttentionLayers()) layer->setDetachStartToken(true);
+}
+
+void AnchorTraining::Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta) const {
+  if (preserve_projection_ > 0) ApplyPreservation(delta, ctx.prompts.frozenAll("target"), ctx.prompts.frozenAll("projection"), preserve_projection_);
 }
 
 EsdDraw DrawEsdStep(ErasureContext& ctx, int64_t concepts) {

@@ -135,6 +135,31 @@ class AnchorSamples {
   TrainingNoise noise_;
 };
 
+struct OptimizerPlan;
+
+// What Concept Ablation and DoCo share besides their anchor samples (TypeScript: anchorTraining in
+// src/erase/methods/ca.ts): the options priorWeight, batch, weightDecay (AdamW), clipGradNorm,
+// detachStartToken (the reference's start-token key/value detach) and preserveProjection (Lethe's
+// closed-form refit, erase/preservation.h), read and checked once. Gradient clipping stays with
+// each method: DoCo's surgery clips per objective, Concept Ablation the total.
+class AnchorTraining {
+ public:
+  explicit AnchorTraining(const Napi::Object& options);  // JS thread: reads and checks them
+  // AnchorSamples::Setup; the refit's preconditions; the model optimizer's weight decay; the detach.
+  void Setup(ErasureContext& ctx, OptimizerPlan& optimizers, const std::string& method);
+  // The refit of the key/value deltas (when preserveProjection > 0): keeps the `projection`
+  // prompts' token states and what training did to the `target` prompts'.
+  void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta) const;
+
+  AnchorSamples samples;
+  double priorWeight = 1, clipGradNorm = 1;
+  int64_t batch = 4;
+
+ private:
+  double weight_decay_ = 1e-2, preserve_projection_ = 0;
+  bool detach_start_token_ = true;
+};
+
 // One optimizer of the run: what it trains and how.
 struct OptimizerSpec {
   std::string name;

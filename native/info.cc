@@ -45,6 +45,8 @@ Napi::Value NativeInfo(const Napi::CallbackInfo& info) {
     out.Set("cudaDeviceCount", Napi::Number::New(env, cudaAvailable ? static_cast<double>(torch::cuda::device_count()) : 0));
     out.Set("threads", Napi::Number::New(env, TorchThreads()));
     out.Set("interopThreads", Napi::Number::New(env, at::get_num_interop_threads()));
+    // This (JS) thread's own intra-op count: 1 by design (bridge/torch_thread.h, KeepThisThreadSerial).
+    out.Set("jsThreadTorchThreads", Napi::Number::New(env, at::get_num_threads()));
     out.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI != 0));
     out.Set("libtorchPath", loadedLibtorchPath());
     out.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));

@@ -36,6 +36,7 @@ export function nativeInfo(): NativeInfo {
     cudaDeviceCount: raw.cudaDeviceCount,
     threads: raw.threads,
     interopThreads: raw.interopThreads,
+    jsThreadTorchThreads: raw.jsThreadTorchThreads,
     cxx11Abi: raw.cxx11Abi,
     libtorchPath: raw.libtorchPath,
     libtorchSource: buildRecord()?.source ?? null,

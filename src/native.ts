@@ -30,6 +30,8 @@ export interface NativeInfoRaw {
   cudaDeviceCount: number;
   threads: number;
   interopThreads: number;
+  /** The calling JS thread's own intra-op thread count: 1 (its small tensor work stays serial). */
+  jsThreadTorchThreads: number;
   cxx11Abi: boolean;
   /** The libtorch library the process actually loaded. */
   libtorchPath: string;

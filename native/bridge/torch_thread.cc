@@ -69,6 +69,13 @@ int TorchThreads() {
 }
 
 void KeepThisThreadSerial() {
+  // libtorch sets each thread's OpenMP thread count lazily, on the thread's first parallel op or
+  // thread-count query (at::internal::lazy_init_num_threads, to the process-wide count). Run that
+  // now, or it would later undo the setting below: the JS thread's first large tensor op (e.g. the
+  // NaN check of Concept Ablation's anchor latents) then made a second OpenMP team, libgomp counted
+  // more threads than CPUs and stopped spinning, and every later job of the process ran its ops
+  // with futex sleeps between them — about half speed on 2 cores (benchmarks, docs/architecture.md).
+  (void)at::get_num_threads();
   // OpenMP's own per-thread setting, looked up at run time: at::set_num_threads would also change
   // the process-wide default the torch thread starts from. libtorch brings the OpenMP runtime.
   using SetNumThreads = void (*)(int);

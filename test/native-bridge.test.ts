@@ -49,28 +49,23 @@ describe('nativeInfo', () => {
     // running that first, the JS thread's first large op raised it to the process count, made a
     // second OpenMP team, and every later job of the process ran at about half speed on 2 cores.
     // A fresh process, so this thread's first torch work happens here; a worker thread as well.
-    const script = `
-      const { Worker } = require('worker_threads');
+    // The same probe on the main thread and in a worker: large tensor work, then the thread's count.
+    const probe = `
       const lethe = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))});
       const { native } = require(${JSON.stringify(path.join(ROOT, 'dist', 'native.js'))});
       const big = (v) => ({ dtype: 'float32', shape: [1 << 20], data: new Float32Array(1 << 20).fill(v) });
-      const work = () => native().gradientSurgery(big(1), big(-1), 1).data.length;
+      const probe = () => ({ n: native().gradientSurgery(big(1), big(-1), 1).data.length, threads: lethe.nativeInfo().jsThreadTorchThreads });`;
+    const script = `${probe}
+      const { Worker } = require('worker_threads');
       lethe.setThreads(2);
       lethe.benchMatmul({ size: 64, seconds: 0.1 }).then(() => {
-        const n = work();
-        const main = lethe.nativeInfo().jsThreadTorchThreads;
-        const w = new Worker(\`
-          const { parentPort } = require('worker_threads');
-          const lethe = require(\${JSON.stringify(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))})});
-          const { native } = require(\${JSON.stringify(${JSON.stringify(path.join(ROOT, 'dist', 'native.js'))})});
-          const big = (v) => ({ dtype: 'float32', shape: [1 << 20], data: new Float32Array(1 << 20).fill(v) });
-          native().gradientSurgery(big(1), big(-1), 1);
-          parentPort.postMessage(lethe.nativeInfo().jsThreadTorchThreads);\`, { eval: true });
-        w.once('message', (worker) => { console.log(JSON.stringify({ n, main, worker, torchThread: lethe.nativeInfo().threads })); w.terminate(); });
+        const main = probe();
+        const w = new Worker(${JSON.stringify(probe)} + "require('worker_threads').parentPort.postMessage(probe());", { eval: true });
+        w.once('message', (worker) => { console.log(JSON.stringify({ main, worker, torchThread: lethe.nativeInfo().threads })); w.terminate(); });
       });`;
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout.trim())).toEqual({ n: 1 << 20, main: 1, worker: 1, torchThread: 2 });
+    expect(JSON.parse(r.stdout.trim())).toEqual({ main: { n: 1 << 20, threads: 1 }, worker: { n: 1 << 20, threads: 1 }, torchThread: 2 });
   });
 
   test('the package loads with require and with import', () => {

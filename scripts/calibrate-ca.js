@@ -3,7 +3,8 @@
 // Measures Concept Ablation settings on the bundled model, the evidence behind its measured
 // defaults (models/shapes-64/lethe.json; docs/ca.md):
 //   node scripts/calibrate-ca.js --case instance|style|object|memorized [--method ca-model|ca-noise|doco]
-//     [--lr 1e-3,3e-3] [--iterations 100,200] [--params xattn] [--prior-weight 0,1] [--seed 0,1,2] [--n 16] [--out FILE.json]
+//     [--lr 1e-3,3e-3] [--iterations 100,200] [--params xattn] [--prior-weight 0,1] [--preserve-projection 5,20]
+//     [--projection-weighting tokens,text-padding] [--seed 0,1,2] [--n 16] [--out FILE.json]
 // The cases are the issue's: Sunny → "a yellow face", striped → solid, circle → square, the Lethe
 // poster → "a red triangle". Options not given come from the model's measured defaults (as `lethe
 // erase` resolves them); comma-separated values make a grid. Each setting is erased and evaluated
@@ -32,6 +33,7 @@ const argv = yargs(process.argv.slice(2))
   .option('prior-weight', { type: 'string' })
   .option('anchor-images', { type: 'string' })
   .option('preserve-projection', { type: 'string', describe: "Lethe's closed-form preservation weight(s)" })
+  .option('projection-weighting', { type: 'string', describe: 'how the refit weighs token states: tokens, text-padding (comma-separated: a grid)' })
   .option('target-prompts', { type: 'string', describe: "train on these target prompts only ('|'-separated; the anchor prompts follow by replacement): the others are held out" })
   .option('d-lr', { type: 'string', describe: "DoCo (--method doco): the discriminator's lr(s)" })
   .option('warmup', { type: 'string', describe: 'DoCo: warm-up step(s)' })
@@ -59,10 +61,11 @@ const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate')
             for (const priorWeight of list(argv.priorWeight).map(num))
               for (const anchorImages of list(argv.anchorImages).map(num))
                 for (const preserveProjection of list(argv.preserveProjection).map(num))
+                for (const projectionWeighting of list(argv.projectionWeighting))
                 for (const dLr of list(argv.dLr).map(num))
                 for (const warmup of list(argv.warmup).map(num))
                 for (const surgeryLambda of list(argv.surgeryLambda).map(num)) {
-                const doco = argv.method === 'doco' ? { dLr, warmup, surgeryLambda, preserveProjection } : { preserveProjection };
+                const doco = argv.method === 'doco' ? { dLr, warmup, surgeryLambda, preserveProjection, projectionWeighting } : { preserveProjection, projectionWeighting };
                 const out = path.join(tmp, 'delta.safetensors');
                 const er = await lethe.erase({ model: 'default', pipeline: base, method: argv.method, concept, anchor, out, lr, iterations, params, priorWeight, anchorImages, ...doco, seed,
                   ...(argv.targetPrompts ? { targetPrompts: argv.targetPrompts.split('|').map((p) => p.trim()) } : {}) });
@@ -73,7 +76,7 @@ const { evaluateErasure, generationSettings } = require('../dist/eval/evaluate')
                 const s = ev.summary;
                 const v = er.applied.values;
                 process.stdout.write(
-                  `| ${er.method} | ${v.params} | ${v.lr} | ${v.iterations} | ${v.priorWeight} | ${v.preserveProjection ?? '-'} | ${er.method === 'doco' ? `${v.dLr}/${v.warmup}/${v.surgeryLambda}` : '-'} | ${seed} | ${pair(s.efficacy)} | ${pair(s.anchor.rate)} | ${pair(s.kept)} | ${pair(s.specificity.related)} | ${pair(s.specificity.unrelated)} | ${pair(s.robustness)} | ${pair(s.memorized)} | ${pair(s.generalization.trained)} | ${pair(s.generalization.heldOut)} | ${er.seconds.toFixed(0)} |\n`,
+                  `| ${er.method} | ${v.params} | ${v.lr} | ${v.iterations} | ${v.priorWeight} | ${v.preserveProjection ?? '-'}${v.preserveProjection ? ` (${v.projectionWeighting})` : ''} | ${er.method === 'doco' ? `${v.dLr}/${v.warmup}/${v.surgeryLambda}` : '-'} | ${seed} | ${pair(s.efficacy)} | ${pair(s.anchor.rate)} | ${pair(s.kept)} | ${pair(s.specificity.related)} | ${pair(s.specificity.unrelated)} | ${pair(s.robustness)} | ${pair(s.memorized)} | ${pair(s.generalization.trained)} | ${pair(s.generalization.heldOut)} | ${er.seconds.toFixed(0)} |\n`,
                 );
                 // Per prompt, base → erased: every expected attribute right (what the bars on named prompts read).
                 const perPrompt = Object.fromEntries(

@@ -41,6 +41,7 @@ describe('the bundled default model', () => {
     expect(report.method).toBe('ca-model');
     expect(report.hyperparameters.targetPrompts).toEqual(['Sunny', 'a picture of Sunny', 'a drawing of Sunny']);
     expect(report.hyperparameters.anchorPrompts).toEqual(['a yellow face', 'a picture of a yellow face', 'a drawing of a yellow face']);
+    expect(report.hyperparameters).toMatchObject({ preserveProjection: 20, projectionWeighting: 'text-padding' });  // the measured defaults (docs/ca.md)
     expect(fs.readFileSync(path.join(out, 'index.html'), 'utf8')).toMatch(/anchor: a yellow face/);
   }, 900000);
 

@@ -165,6 +165,82 @@ describe('Concept Ablation on the framework', () => {
     await expectCode(erase({ ...opts, params: 'embedding', out: out('proj-emb'), preserveProjection: 1 }), 'LETHE_BAD_ARGUMENT');
   });
 
+  test("projectionWeighting text-padding: the refit is D·Ae·(Ae + w·Ap + rI)⁻¹ with each prompt's text and padding weighing half", async () => {
+    const opts = { ...quick, pipeline: pipe, method: 'ca-noise', seed: 41, iterations: 4 };
+    const plain = (await loadSafetensors((await erase({ ...opts, out: out('tp-0') })).delta)).tensors;
+    const byTokens = (await loadSafetensors((await erase({ ...opts, out: out('tp-tokens'), preserveProjection: 3 })).delta)).tensors;
+    const r = await erase({ ...opts, out: out('tp-3'), preserveProjection: 3, projectionWeighting: 'text-padding' });
+    const hp = JSON.parse(fs.readFileSync(r.report, 'utf8')).hyperparameters;
+    expect(hp.projectionWeighting).toBe('text-padding');
+    const refitted = (await loadSafetensors(r.delta)).tensors;
+    // An independent float64 computation of the map from the prompts' states and token ids.
+    const moment = async (prompts: string[]) => {
+      let m: Float64Array | undefined, total = 0;
+      for (const p of prompts) {
+        const s = await pipe.encodePrompt([p]);
+        const ids = pipe.tokenize([p]).data;
+        const [, tokens, dim] = s.shape;
+        m ??= new Float64Array(dim * dim);
+        let text = tokens - 1;
+        while (text > 0 && ids[text] === ids[tokens - 1]) text--;
+        text = Math.min(text + 2, tokens);
+        for (let t = 0; t < tokens; t++) {
+          const w = text === tokens ? 1 / tokens : t < text ? 0.5 / text : 0.5 / (tokens - text);
+          for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) m[i * dim + j] += w * s.data[t * dim + i] * s.data[t * dim + j];
+        }
+        total += 1;
+      }
+      return m!.map((v) => v / total);
+    };
+    const ae = await moment(hp.targetPrompts), ap = await moment(hp.projectionKeep);
+    const dim = Math.round(Math.sqrt(ae.length));
+    let trace = 0;
+    for (let i = 0; i < dim; i++) trace += ae[i * dim + i];
+    const m = ae.map((v, k) => v + 3 * ap[k] + (k % (dim + 1) === 0 ? (1e-3 * trace) / dim : 0));
+    let checked = 0;
+    for (const key of Object.keys(plain)) {
+      const d = plain[key] as Tensor;
+      if (!/\.attn2\.to_[kv]\.weight$/.test(key)) continue;
+      const rows = d.shape[0];
+      // D' = D Ae M^-1, i.e. M (D')^T = Ae D^T (both symmetric): Gaussian elimination on [M | Ae D^T].
+      const a = Array.from({ length: dim }, (_, i) => {
+        const row = new Float64Array(dim + rows);
+        for (let j = 0; j < dim; j++) row[j] = m[i * dim + j];
+        for (let c = 0; c < rows; c++) {
+          let v = 0;
+          for (let j = 0; j < dim; j++) v += ae[i * dim + j] * d.data[c * dim + j];
+          row[dim + c] = v;
+        }
+        return row;
+      });
+      for (let col = 0; col < dim; col++) {
+        let pivot = col;
+        for (let i = col + 1; i < dim; i++) if (Math.abs(a[i][col]) > Math.abs(a[pivot][col])) pivot = i;
+        [a[col], a[pivot]] = [a[pivot], a[col]];
+        for (let i = 0; i < dim; i++) {
+          if (i === col) continue;
+          const f = a[i][col] / a[col][col];
+          for (let j = col; j < dim + rows; j++) a[i][j] -= f * a[col][j];
+        }
+      }
+      const got = refitted[key] as Tensor, tok = byTokens[key] as Tensor;
+      let worst = 0, scale = 0, fromTokens = 0;
+      for (let c = 0; c < rows; c++)
+        for (let j = 0; j < dim; j++) {
+          const want = a[j][dim + c] / a[j][j];
+          worst = Math.max(worst, Math.abs(got.data[c * dim + j] - want));
+          scale = Math.max(scale, Math.abs(want));
+          fromTokens = Math.max(fromTokens, Math.abs(tok.data[c * dim + j] - want));
+        }
+      expect(worst).toBeLessThan(1e-5 * scale);
+      expect(fromTokens).toBeGreaterThan(1e-3 * scale);  // the weighting changes the refit
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(0);
+    await expectCode(erase({ ...opts, out: out('tp-bad'), preserveProjection: 3, projectionWeighting: 'words' as never }), 'LETHE_BAD_ARGUMENT');
+    expect(fs.existsSync(out('tp-bad'))).toBe(false);
+  });
+
   test('bad input: each a clear error with a code, nothing written', async () => {
     const cases: [string, object, string, RegExp][] = [
       ['the anchor is the target', { anchor: 'Red Circle' }, 'LETHE_BAD_ARGUMENT', /is the concept itself/],

@@ -32,6 +32,7 @@ class EsdMethod : public ErasureMethod {
     preserve_weight_ = OptionNumber(o, "preserveWeight", 1.0);
     preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
     if (!(preserve_weight_ >= 0) || !(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveWeight and preserveProjection must be >= 0");
+    projection_weighting_ = ParseStateWeighting(OptionString(o, "projectionWeighting", "tokens"));
   }
 
   void Setup(ErasureContext& ctx, OptimizerPlan&) override {
@@ -94,11 +95,13 @@ class EsdMethod : public ErasureMethod {
 
   void Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta, Metadata&) override {
     if (!(preserve_projection_ > 0)) return;
-    ApplyPreservation(delta, ctx.prompts.frozenAll("train"), ctx.prompts.frozenAll("projection"), preserve_projection_);
+    ApplyPreservation(delta, {ctx.prompts.frozenAll("train"), ctx.prompts.ids("train")}, {ctx.prompts.frozenAll("projection"), ctx.prompts.ids("projection")},
+                      preserve_projection_, projection_weighting_);
   }
 
  private:
   double eta_, start_guidance_, preserve_weight_, preserve_projection_;
+  StateWeighting projection_weighting_ = StateWeighting::kTokens;
   bool sample_with_frozen_;
   int64_t concepts_ = 0, kept_ = 0;
 };

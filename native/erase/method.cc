@@ -173,6 +173,7 @@ AnchorTraining::AnchorTraining(const Napi::Object& o) : samples(o) {
   detach_start_token_ = !o.Has("detachStartToken") || o.Get("detachStartToken").ToBoolean().Value();
   preserve_projection_ = OptionNumber(o, "preserveProjection", 0.0);
   if (!(preserve_projection_ >= 0)) fail(codes::kBadArgument, "preserveProjection must be >= 0");
+  projection_weighting_ = ParseStateWeighting(OptionString(o, "projectionWeighting", "tokens"));
   if (!(priorWeight >= 0) || !(weight_decay_ >= 0) || !(clipGradNorm >= 0)) fail(codes::kBadArgument, "priorWeight, weightDecay and clipGradNorm must be >= 0");
   if (batch < 1 || batch > 256) fail(codes::kBadArgument, "batch must be in 1..256");
 }
@@ -186,7 +187,9 @@ void AnchorTraining::Setup(ErasureContext& ctx, OptimizerPlan& optimizers, const
 }
 
 void AnchorTraining::Finish(ErasureContext& ctx, std::vector<std::pair<std::string, torch::Tensor>>& delta) const {
-  if (preserve_projection_ > 0) ApplyPreservation(delta, ctx.prompts.frozenAll("target"), ctx.prompts.frozenAll("projection"), preserve_projection_);
+  if (preserve_projection_ > 0)
+    ApplyPreservation(delta, {ctx.prompts.frozenAll("target"), ctx.prompts.ids("target")}, {ctx.prompts.frozenAll("projection"), ctx.prompts.ids("projection")},
+                      preserve_projection_, projection_weighting_);
 }
 
 EsdDraw DrawEsdStep(ErasureContext& ctx, int64_t concepts) {

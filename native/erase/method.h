@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "erase/preservation.h"
 #include "erase/trained_model.h"
 #include "io/safetensors.h"
 #include "models/sd_models.h"
@@ -139,8 +140,8 @@ struct OptimizerPlan;
 
 // What Concept Ablation and DoCo share besides their anchor samples (TypeScript: anchorTraining in
 // src/erase/methods/ca.ts): the options priorWeight, batch, weightDecay (AdamW), clipGradNorm,
-// detachStartToken (the reference's start-token key/value detach) and preserveProjection (Lethe's
-// closed-form refit, erase/preservation.h), read and checked once. Gradient clipping stays with
+// detachStartToken (the reference's start-token key/value detach), preserveProjection and
+// projectionWeighting (Lethe's closed-form refit, erase/preservation.h), read and checked once. Gradient clipping stays with
 // each method: DoCo's surgery clips per objective, Concept Ablation the total.
 class AnchorTraining {
  public:
@@ -157,6 +158,7 @@ class AnchorTraining {
 
  private:
   double weight_decay_ = 1e-2, preserve_projection_ = 0;
+  StateWeighting projection_weighting_ = StateWeighting::kTokens;
   bool detach_start_token_ = true;
 };
 

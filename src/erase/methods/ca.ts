@@ -13,6 +13,7 @@ import { POSTER, SUNNY, SUNNY_TEMPLATES } from '../../world';
 import { detectKind, worldCaptions, worldTerm } from '../world-prompts';
 import { anchorSet } from '../anchors';
 import { registerMethod, type NativeRequest, type PrepareContext } from '../method';
+import { projectionWeighting } from '../preservation';
 import { trainingNoiseOptions } from '../training-noise';
 
 export const CA_KINDS = ['auto', 'object', 'instance', 'style', 'memorized'] as const;
@@ -47,6 +48,7 @@ export const caOptions = z.object({
     .finite()
     .describe("closed-form preservation (Lethe's addition, as for ESD): refit the to_k/to_v deltas to keep the token states of the anchor prompts and projectionKeep (weight; 0: off)"),
   projectionKeep: z.array(z.string()).describe('prompts the closed-form preservation keeps besides the anchor prompts (default on the shapes world: its other concepts and captions)'),
+  projectionWeighting,
 });
 
 export type CaOptions = z.infer<typeof caOptions>;
@@ -69,7 +71,7 @@ export const ANCHOR_REFERENCE = {
 };
 
 /** The reference code's defaults (diffusers version), for real checkpoints: lr 2e-6 scaled by the batch of 4 on one device. */
-const REFERENCE = { ...ANCHOR_REFERENCE, iterations: 400, lr: 8e-6, preserveProjection: 0, projectionKeep: [] as string[] };
+const REFERENCE = { ...ANCHOR_REFERENCE, iterations: 400, lr: 8e-6, preserveProjection: 0, projectionKeep: [] as string[], projectionWeighting: 'tokens' as const };
 
 function badArg(reason: string): never {
   throw new LetheError(ErrorCodes.BAD_ARGUMENT, reason);
@@ -221,6 +223,7 @@ export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>)
       clipGradNorm: o.clipGradNorm,
       detachStartToken: o.detachStartToken,
       preserveProjection: o.preserveProjection,
+      projectionWeighting: o.projectionWeighting,
       ...trainingNoiseOptions(ctx.pipe),
       anchorLatents: set.latents,
       anchorPromptIndex: set.promptIndex,
@@ -243,6 +246,7 @@ export async function anchorTraining(ctx: PrepareContext<AnchorTrainingOptions>)
       worldPrompts: o.worldPrompts,
       preserveProjection: o.preserveProjection,
       projectionKeep: kept,
+      projectionWeighting: o.projectionWeighting,
     },
     metadata: { anchor: JSON.stringify(anchors) },
     seconds: { anchorGeneration: set.cached ? 0 : set.seconds, anchorCacheHit: set.cached ? 1 : 0 },

@@ -47,6 +47,7 @@ const REFERENCE = {
   discriminatorBlocks: 0,
   preserveProjection: 0,
   projectionKeep: [] as string[],
+  projectionWeighting: 'tokens' as const,
 };
 
 async function prepare(ctx: PrepareContext<DocoOptions>): Promise<NativeRequest> {

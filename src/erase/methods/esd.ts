@@ -8,6 +8,7 @@ import { ErrorCodes, LetheError } from '../../errors';
 import { conceptPromptSets } from '../../eval/prompts';
 import { erasureSamplingPlan } from '../../schedulers';
 import { registerMethod, type ErasureMethod, type NativeRequest, type PrepareContext } from '../method';
+import { projectionWeighting } from '../preservation';
 
 export const esdOptions = z.object({
   eta: z.number().finite().describe('negative guidance η: the target is ε*(x,t,"") − η·(ε*(x,t,c) − ε*(x,t,""))'),
@@ -25,6 +26,7 @@ export const esdOptions = z.object({
     .finite()
     .describe('closed-form preservation (Lethe\'s addition): refit the to_k/to_v deltas to keep the token states of the preserve and projectionKeep prompts (weight; 0: off)'),
   projectionKeep: z.array(z.string()).describe('further prompts only the closed-form preservation keeps'),
+  projectionWeighting,
   worldPrompts: z
     .boolean()
     .describe(
@@ -47,6 +49,7 @@ const REFERENCE = {
   preserveWeight: 1,
   preserveProjection: 0,
   projectionKeep: [] as string[],
+  projectionWeighting: 'tokens' as const,
   worldPrompts: false,
 };
 
@@ -109,7 +112,7 @@ function prepare(ctx: PrepareContext<EsdOptions>): NativeRequest {
   return {
     prompts,
     plan: erasureSamplingPlan(ctx.pipe.schedulerConfig, o.ddimSteps),
-    options: { eta: o.eta, startGuidance: o.startGuidance, sampleWith: o.sampleWith, preserveWeight: o.preserveWeight, preserveProjection: o.preserveProjection },
+    options: { eta: o.eta, startGuidance: o.startGuidance, sampleWith: o.sampleWith, preserveWeight: o.preserveWeight, preserveProjection: o.preserveProjection, projectionWeighting: o.projectionWeighting },
     hyperparameters: {
       eta: o.eta,
       startGuidance: o.startGuidance,
@@ -121,6 +124,7 @@ function prepare(ctx: PrepareContext<EsdOptions>): NativeRequest {
       preserveWeight: drawn.length ? o.preserveWeight : 0,
       preserveProjection: o.preserveProjection,
       projectionKeep: keptByProjection,
+      projectionWeighting: o.projectionWeighting,
       worldPrompts: o.worldPrompts,
     },
   };

@@ -26,6 +26,22 @@ export async function pngOf(images: Tensor, index: number): Promise<Buffer> {
 }
 
 /**
+ * Clip `index` of frames [N, F, 3, H, W] in [0, 1] as an animated WebP (lossless) or GIF that loops,
+ * at `fps` frames per second (sharp joins the frames as pages).
+ */
+export async function animationOf(clips: Tensor, index: number, format: 'webp' | 'gif', fps: number): Promise<Buffer> {
+  const [n, frames, c, h, w] = clips.shape;
+  if (clips.shape.length !== 5 || c !== 3) throw new LetheError(ErrorCodes.SHAPE_MISMATCH, `clips must be [N, frames, 3, H, W], got [${clips.shape}]`);
+  if (!(fps > 0 && fps <= 100)) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `fps must be in (0, 100], got ${fps}`);
+  const flat: Tensor = { ...clips, shape: [n * frames, c, h, w] };
+  const pages: Buffer[] = [];
+  for (let f = 0; f < frames; f++) pages.push(await pngOf(flat, index * frames + f));
+  const delay = Array<number>(frames).fill(Math.round(1000 / fps));
+  const joined = sharp(pages, { join: { animated: true } });
+  return (format === 'webp' ? joined.webp({ loop: 0, delay, lossless: true }) : joined.gif({ loop: 0, delay })).toBuffer();
+}
+
+/**
  * Writes several files so that either all of them appear or none: each goes to a temporary name
  * first, and the renames happen only once every write succeeded.
  */

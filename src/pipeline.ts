@@ -24,6 +24,12 @@ export interface PipelineLoadOptions extends RunOptions {
   deltas?: string[];
   /** Apply the deltas' weights only, without their prompt memory (what an export of them holds). */
   dropPromptMemory?: boolean;
+  /**
+   * An AnimateDiff MotionAdapter folder (diffusers layout: config.json + safetensors) whose motion
+   * modules join the UNet, as diffusers' UNetMotionModel.from_unet2d does; default: the model
+   * folder's own `motion_adapter/` when its model_index.json names one (a saved AnimateDiffPipeline).
+   */
+  motionAdapter?: string;
 }
 
 export interface PipelineInfo {
@@ -31,7 +37,8 @@ export interface PipelineInfo {
   device: string;
   dtype: ComputeDtype;
   textEncoder: { hiddenSize: number; maxPositions: number; vocabSize: number; numLayers: number };
-  unet: { inChannels: number; crossAttentionDim: number };
+  /** maxFrames: 0 for an image UNet, else the most frames a clip may have (the motion adapter's). */
+  unet: { inChannels: number; crossAttentionDim: number; maxFrames: number };
   vae: { scalingFactor: number; latentChannels: number; downscale: number };
 }
 
@@ -68,15 +75,20 @@ export interface GenerateOptions extends RunOptions {
   /** DDIM / DDPM: clamp the predicted x0 (default: the scheduler config's clip_sample, as diffusers). */
   clipSample?: boolean;
   seed?: number;
-  /** Initial latents [prompts×n, C, H/f, W/f]; otherwise drawn from `seed` like diffusers' CPU generator. */
+  /** Initial latents [prompts×n, C, H/f, W/f] ([prompts×n, C, frames, H/f, W/f] for clips); otherwise drawn from `seed` like diffusers' CPU generator. */
   latents?: Tensor;
+  /**
+   * Frames per clip: text to video with a motion adapter (Pipeline.load's `motionAdapter`), as
+   * diffusers' AnimateDiffPipeline with the same initial latents. Images are then [N, frames, 3, H, W].
+   */
+  frames?: number;
   height?: number;
   width?: number;
   clipSkip?: number;
 }
 
 export interface GenerateResult {
-  /** Decoded images, float32 [N, 3, H, W] in [0, 1]. */
+  /** Decoded images, float32 [N, 3, H, W] in [0, 1]; clips (`frames`) [N, frames, 3, H, W]. */
   images: Tensor;
   /** Final latents (not divided by the VAE scaling factor). */
   latents: Tensor;
@@ -146,7 +158,8 @@ export class Pipeline {
     const schedulerConfig = readSchedulerConfig(path.join(dir, 'scheduler', 'scheduler_config.json'));
     const unetConfig = JSON.parse(fs.readFileSync(path.join(dir, 'unet', 'config.json'), 'utf8')) as { sample_size?: number };
     const { onProgress, signal, device = 'cpu', dtype = 'float32', variant } = options;
-    const handle = (await runNativeJob((o) => (native() as unknown as { loadPipeline(o: object): Promise<NativePipeline> }).loadPipeline({ ...o, dir, device, dtype, variant }), {
+    const motionAdapter = resolveMotionAdapter(dir, options.motionAdapter);
+    const handle = (await runNativeJob((o) => (native() as unknown as { loadPipeline(o: object): Promise<NativePipeline> }).loadPipeline({ ...o, dir, device, dtype, variant, motionAdapter }), {
       onProgress,
       signal,
     })) as NativePipeline;
@@ -228,7 +241,11 @@ export class Pipeline {
     return runNativeJob((o) => this.handle.encodeText({ ...o, ids, skip }), options);
   }
 
-  /** The UNet's output (noise or v) for latents [B, C, h, w] at `timestep` (one value or one per sample). */
+  /**
+   * The UNet's output (noise or v) for latents [B, C, h, w] at `timestep` (one value or one per sample).
+   * With a motion adapter also clips [B, C, frames, h, w]; `embeddings` then hold one prompt per clip
+   * [B, N, D] or one per frame [B * frames, N, D] (frames of a clip consecutive).
+   */
   async predictNoise(latents: Tensor, timestep: number | number[], embeddings: Tensor, options: RunOptions = {}): Promise<Tensor> {
     const ts = Array.isArray(timestep) ? timestep : [timestep];
     const timesteps: Tensor = { dtype: 'float32', shape: [ts.length], data: Float32Array.from(ts) };
@@ -275,11 +292,20 @@ export class Pipeline {
 
     // Each prompt repeated n times in a row, as diffusers' num_images_per_prompt.
     const expanded = prompts.flatMap((p) => Array(n).fill(p) as string[]);
-    const shape = [expanded.length, this.info.unet.inChannels, height / f, width / f];
+    const maxFrames = this.info.unet.maxFrames ?? 0;
+    if (options.frames !== undefined && maxFrames === 0)
+      badArg('frames needs a motion adapter: load the model with motionAdapter (CLI: --motion-adapter DIR)');
+    const frames = options.frames === undefined ? 0 : positiveInt(options.frames, 1, 'frames', maxFrames);
+    const shape = frames
+      ? [expanded.length, this.info.unet.inChannels, frames, height / f, width / f]
+      : [expanded.length, this.info.unet.inChannels, height / f, width / f];
     if (options.latents) {
       const got = options.latents.shape;
-      if (got.length !== 4 || got.some((d, i) => d !== shape[i]))
-        throw new LetheError(ErrorCodes.SHAPE_MISMATCH, `latents must be [${shape}] for ${expanded.length} images of ${height}×${width}, got [${got}]`);
+      if (got.length !== shape.length || got.some((d, i) => d !== shape[i]))
+        throw new LetheError(
+          ErrorCodes.SHAPE_MISMATCH,
+          `latents must be [${shape}] for ${expanded.length} ${frames ? `clips of ${frames} frames` : 'images'} of ${height}×${width}, got [${got}]`,
+        );
     }
     const { onProgress, signal } = options;
     const cond = await this.encodePrompt(expanded, { clipSkip: options.clipSkip, signal });
@@ -297,3 +323,40 @@ export class Pipeline {
 }
 
 export type { AnyTensor };
+
+/**
+ * The motion adapter to join to a model's UNet: the one asked for, else the folder's own
+ * `motion_adapter/` when its model_index.json names one and its unet/ is a plain UNet2DConditionModel
+ * (a saved AnimateDiffPipeline's unet/ is a UNetMotionModel and needs none), else none. Checked to be a MotionAdapter
+ * folder before the native load reads it.
+ */
+export function resolveMotionAdapter(dir: string, asked?: string): string {
+  let folder = asked ? path.resolve(asked) : '';
+  if (!folder) {
+    const indexFile = path.join(dir, 'model_index.json');
+    if (!fs.existsSync(indexFile)) return '';
+    let index: Record<string, unknown>;
+    try {
+      index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${indexFile}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!Array.isArray(index.motion_adapter) || index.motion_adapter[1] == null) return '';
+    // A saved AnimateDiffPipeline's unet/ is a UNetMotionModel that holds the adapter's modules already.
+    const unetClass = (JSON.parse(fs.readFileSync(path.join(dir, 'unet', 'config.json'), 'utf8')) as { _class_name?: string })._class_name;
+    if (unetClass === 'UNetMotionModel') return '';
+    folder = path.join(dir, 'motion_adapter');
+  }
+  const configFile = path.join(folder, 'config.json');
+  if (!fs.existsSync(configFile))
+    throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${folder}: not a motion adapter folder (no config.json); give a diffusers MotionAdapter folder`);
+  let config: { _class_name?: unknown };
+  try {
+    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { _class_name?: unknown };
+  } catch (e) {
+    throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${configFile}: not valid JSON (${(e as Error).message})`);
+  }
+  if (config._class_name !== undefined && config._class_name !== 'MotionAdapter')
+    throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${configFile}: a ${String(config._class_name)}, not a MotionAdapter`);
+  return folder;
+}

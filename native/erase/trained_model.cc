@@ -42,7 +42,7 @@ TrainedModel::TrainedModel(SdModels& base, const std::map<std::string, std::vect
     return it == selected.end() ? std::vector<std::string>{} : it->second;
   };
   // Built on the CPU and never moved: every tensor is replaced by the base's or a clone of it.
-  unet_ = UNet2DConditionModel(*base.unet_config);
+  unet_ = UNet2DConditionModel(*base.unet_config, base.motion_adapter_config ? &*base.motion_adapter_config : nullptr);
   unet_->eval();
   ShareExcept(*unet_, base.denoiser(), names("unet"), "unet.", params_, base_values_);
   const auto te = names("text_encoder");

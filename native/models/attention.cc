@@ -1,5 +1,7 @@
 #include "models/attention.h"
 
+#include <cmath>
+
 #include "bridge/errors.h"
 
 namespace lethe {
@@ -89,6 +91,22 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return out(geglu(x)); }
 
+SinusoidalPositionalEmbeddingImpl::SinusoidalPositionalEmbeddingImpl(int64_t dim, int64_t max_seq_length) {
+  // The table as diffusers builds it (float32): position * exp(-log(10000) * 2i / dim).
+  torch::Tensor position = torch::arange(max_seq_length, torch::kFloat32).unsqueeze(1);
+  torch::Tensor div = torch::exp(torch::arange(0, dim, 2, torch::kFloat32) * (-std::log(10000.0) / static_cast<double>(dim)));
+  torch::Tensor table = torch::zeros({1, max_seq_length, dim});
+  table.index_put_({0, torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)}, torch::sin(position * div));
+  table.index_put_({0, torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)}, torch::cos(position * div).slice(1, 0, dim / 2));
+  pe = register_buffer("pe", table);
+}
+
+torch::Tensor SinusoidalPositionalEmbeddingImpl::forward(const torch::Tensor& x) {
+  if (x.size(1) > pe.size(1))
+    fail(codes::kShapeMismatch, "a sequence of " + std::to_string(x.size(1)) + " exceeds the positional embedding's " + std::to_string(pe.size(1)) + " positions");
+  return x + pe.slice(1, 0, x.size(1)).to(x.scalar_type());
+}
+
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, const TransformerOptions& o) : only_cross_attention_(o.only_cross_attention) {
   auto ln = [&] { return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-5)); };
   AttentionOptions self{dim, o.only_cross_attention ? o.cross_attention_dim : 0, o.heads, o.dim_head};
@@ -101,11 +119,13 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, const Transfor
   attn2 = register_module("attn2", Attention(cross));
   norm3 = register_module("norm3", ln());
   ff = register_module("ff", FeedForward(dim));
+  if (o.sinusoidal_positions > 0) pos_embed = register_module("pos_embed", SinusoidalPositionalEmbedding(dim, o.sinusoidal_positions));
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
-  torch::Tensor h = attn1(norm1(x), only_cross_attention_ ? context : torch::Tensor()) + x;
-  h = attn2(norm2(h), context) + h;
+  auto positioned = [&](torch::Tensor t) { return pos_embed ? pos_embed(t) : t; };
+  torch::Tensor h = attn1(positioned(norm1(x)), only_cross_attention_ ? context : torch::Tensor()) + x;
+  h = attn2(positioned(norm2(h)), context) + h;
   return ff(norm3(h)) + h;
 }
 

@@ -76,6 +76,20 @@ class FeedForwardImpl : public torch::nn::Module {
 };
 TORCH_MODULE(FeedForward);
 
+// diffusers' SinusoidalPositionalEmbedding: adds a fixed sin/cos table over the sequence axis
+// (AnimateDiff's motion modules, where the sequence is the frames). `pe` [1, max_seq_length, dim]
+// is a buffer, as in diffusers' state dict; the loaded table must be the one computed here.
+class SinusoidalPositionalEmbeddingImpl : public torch::nn::Module {
+ public:
+  SinusoidalPositionalEmbeddingImpl(int64_t dim, int64_t max_seq_length);
+  torch::Tensor forward(const torch::Tensor& x);  // x [B, N, dim], N <= max_seq_length
+  int64_t maxSeqLength() const { return pe.size(1); }
+
+ private:
+  torch::Tensor pe;
+};
+TORCH_MODULE(SinusoidalPositionalEmbedding);
+
 struct TransformerOptions {
   int64_t heads;
   int64_t dim_head;
@@ -86,6 +100,10 @@ struct TransformerOptions {
   bool use_linear_projection = false;
   bool only_cross_attention = false;
   bool upcast_attention = false;
+  // > 0: a sinusoidal positional embedding over this many positions is added to the normed input
+  // of each attention (diffusers' positional_embeddings="sinusoidal"). cross_attention_dim 0 with
+  // it makes attn2 a second self-attention (double_self_attention), AnimateDiff's temporal block.
+  int64_t sinusoidal_positions = 0;
 };
 
 class BasicTransformerBlockImpl : public torch::nn::Module {
@@ -98,6 +116,7 @@ class BasicTransformerBlockImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
   Attention attn1{nullptr}, attn2{nullptr};
   FeedForward ff{nullptr};
+  SinusoidalPositionalEmbedding pos_embed{nullptr};
 };
 TORCH_MODULE(BasicTransformerBlock);
 

@@ -104,9 +104,10 @@ class PredictNoiseJob : public PipelineJob {
     sample_ = RequireTensor(o, "sample");
     timesteps_ = RequireTensor(o, "timesteps");
     context_ = RequireTensor(o, "context");
-    requireRank(sample_, 4, "sample", "[batch, channels, height, width]");
+    if (sample_.dim() != 5) requireRank(sample_, 4, "sample", "[batch, channels, height, width] (a motion UNet also [batch, channels, frames, height, width])");
     requireRank(context_, 3, "context", "[batch, tokens, dim]");
-    if (context_.size(0) != sample_.size(0)) fail(codes::kShapeMismatch, "context batch must equal sample batch");
+    // A clip's context may also hold one prompt per frame (the UNet checks which).
+    if (sample_.dim() == 4 && context_.size(0) != sample_.size(0)) fail(codes::kShapeMismatch, "context batch must equal sample batch");
   }
   void Run() override {
     c10::InferenceMode guard;
@@ -151,10 +152,16 @@ class VaeEncodeJob : public PipelineJob {
 
 // latents -> decoder output; `scaled` latents are divided by scaling_factor first (the usual case),
 // `toImage` maps [-1, 1] to [0, 1] and clamps as diffusers' image processor does.
+// Latents [B, C, h, w] to images [B, 3, H, W]; clips [B, C, F, h, w] frame by frame (the VAE is
+// per image, as diffusers' AnimateDiff decode is) to [B, F, 3, H, W].
 torch::Tensor decodeLatents(SdModels& m, const torch::Tensor& latents, bool scaled, bool to_image) {
   auto& vae = m.autoencoder();
   torch::Tensor z = scaled ? latents / vae.scalingFactor() : latents;
+  const bool clip = z.dim() == 5;
+  const int64_t b = z.size(0), frames = clip ? z.size(2) : 1;
+  if (clip) z = z.permute({0, 2, 1, 3, 4}).reshape({b * frames, z.size(1), z.size(3), z.size(4)});
   torch::Tensor x = vae.decode(z.to(m.device, m.dtype)).to(torch::kFloat32);
+  if (clip) x = x.reshape({b, frames, x.size(1), x.size(2), x.size(3)});
   return (to_image ? (x / 2 + 0.5).clamp(0, 1) : x).cpu();
 }
 
@@ -162,7 +169,7 @@ class VaeDecodeJob : public PipelineJob {
  public:
   VaeDecodeJob(Napi::Env env, std::shared_ptr<SdModels> m, Napi::Object o) : PipelineJob(env, "lethe.vaeDecode", std::move(m), o) {
     latents_ = RequireTensor(o, "latents");
-    requireRank(latents_, 4, "latents", "[batch, channels, height, width]");
+    if (latents_.dim() != 5) requireRank(latents_, 4, "latents", "[batch, channels, height, width] or clips [batch, channels, frames, height, width]");
     Napi::Value s = o.Get("scaled");
     scaled_ = s.IsBoolean() ? s.As<Napi::Boolean>().Value() : true;
     Napi::Value t = o.Get("toImage");
@@ -198,13 +205,15 @@ class SampleJob : public PipelineJob {
     decode_ = d.IsBoolean() && d.As<Napi::Boolean>().Value();
     requireRank(cond_, 3, "cond", "[batch, tokens, dim]");
     if (uncond_.defined() && uncond_.sizes() != cond_.sizes()) fail(codes::kShapeMismatch, "uncond must have the shape of cond");
+    // Clips [batch, channels, frames, height, width] need a motion UNet (checked in Run).
     if (latents_.defined()) {
-      requireRank(latents_, 4, "latents", "[batch, channels, height, width]");
+      if (latents_.dim() != 5) requireRank(latents_, 4, "latents", "[batch, channels, height, width] (clips: [batch, channels, frames, height, width])");
       if (latents_.size(0) != cond_.size(0)) fail(codes::kShapeMismatch, "latents batch must equal the number of prompts");
     } else {
       Napi::Value shape = o.Get("shape");
       shape_ = shapeFromJs(shape, "shape");
-      if (shape_.size() != 4 || shape_[0] != cond_.size(0)) fail(codes::kShapeMismatch, "shape must be [batch, channels, height, width] with batch = prompts");
+      if ((shape_.size() != 4 && shape_.size() != 5) || shape_[0] != cond_.size(0))
+        fail(codes::kShapeMismatch, "shape must be [batch, channels, height, width] (clips: [batch, channels, frames, height, width]) with batch = prompts");
     }
     if (!std::isfinite(guidance_)) fail(codes::kBadArgument, "guidance must be finite");
   }
@@ -214,6 +223,7 @@ class SampleJob : public PipelineJob {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_);
     auto cpu32 = torch::TensorOptions().dtype(torch::kFloat32);
     torch::Tensor x = latents_.defined() ? latents_ : at::randn(shape_, gen, cpu32);
+    if (x.dim() == 5 && !unet.hasMotion()) fail(codes::kShapeMismatch, "clip latents need a motion adapter (this UNet makes images)");
     if (x.size(1) != unet.inChannels()) fail(codes::kShapeMismatch, "latents have " + std::to_string(x.size(1)) + " channels; this UNet takes " + std::to_string(unet.inChannels()));
     const bool guided = uncond_.defined() && guidance_ != 1.0;
     torch::Tensor context = onDevice(guided ? torch::cat({uncond_, cond_}) : cond_);
@@ -462,6 +472,8 @@ class PipelineHandle : public Napi::ObjectWrap<PipelineHandle> {
         Napi::Object u = Napi::Object::New(env);
         u.Set("inChannels", Napi::Number::New(env, m->unet->inChannels()));
         u.Set("crossAttentionDim", Napi::Number::New(env, m->unet->crossAttentionDim()));
+        // 0: an image UNet; else the most frames a clip may have (the motion adapter's table).
+        u.Set("maxFrames", Napi::Number::New(env, m->unet->maxFrames()));
         o.Set("unet", u);
       }
       if (m->vae) {
@@ -486,6 +498,7 @@ class LoadPipelineJob : public AsyncJob {
     device_ = ParseDevice(OptionString(o, "device", "cpu"));
     dtype_ = ParseComputeDtype(OptionString(o, "dtype", "float32"), device_);
     variant_ = OptionString(o, "variant", "");
+    motion_adapter_ = OptionString(o, "motionAdapter", "");
     Napi::Value c = o.Get("components");
     if (c.IsArray()) {
       auto arr = c.As<Napi::Array>();
@@ -496,14 +509,14 @@ class LoadPipelineJob : public AsyncJob {
   }
   void Run() override {
     models_ = SdModels::Load(
-        dir_, components_, device_, dtype_, variant_,
+        dir_, components_, device_, dtype_, variant_, motion_adapter_,
         [&](const std::string& name, size_t done, size_t total) { Report({"load:" + name, static_cast<int64_t>(done), static_cast<int64_t>(total), {}}); },
         [&] { ThrowIfCancelled(); });
   }
   Napi::Value Result(Napi::Env env) override { return PipelineHandle::Wrap(env, models_); }
 
  private:
-  std::string dir_, variant_;
+  std::string dir_, variant_, motion_adapter_;
   torch::Device device_{torch::kCPU};
   torch::ScalarType dtype_;
   std::vector<std::string> components_;

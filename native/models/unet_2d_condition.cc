@@ -1,6 +1,8 @@
 #include "models/unet_2d_condition.h"
 
 #include <cmath>
+#include <map>
+#include <optional>
 
 #include "bridge/errors.h"
 
@@ -15,6 +17,61 @@ void require(bool ok, const Config& c, const std::string& what) {
   if (!ok) fail(codes::kBadCheckpoint, c.source() + ": unsupported UNet configuration: " + what);
 }
 
+// A MotionAdapter's settings, per block, as diffusers' UNetMotionModel.from_unet2d reads them.
+struct MotionSettings {
+  std::vector<int64_t> heads, layers;
+  int64_t mid_layers = 1, max_seq_length = 32;
+  bool mid_block = true;
+};
+
+MotionSettings readMotion(const Config& a, const Config& unet, const std::vector<int64_t>& channels, const std::vector<int64_t>& layers_per_block) {
+  auto refuse = [&](const std::string& what) { fail(codes::kBadCheckpoint, a.source() + ": unsupported motion adapter: " + what); };
+  const size_t n = channels.size();
+  const std::string cls = a.string("_class_name", "MotionAdapter");
+  if (cls != "MotionAdapter") refuse("_class_name is " + cls + ", not MotionAdapter");
+  if (!a.has("block_out_channels") || a.integers("block_out_channels") != channels)
+    refuse("block_out_channels differ from the UNet's (" + unet.source() + "): the adapter was made for another base model");
+  if (a.perBlock("motion_layers_per_block", n, 2) != layers_per_block) refuse("motion_layers_per_block differs from the UNet's layers_per_block");
+  if (a.has("conv_in_channels")) refuse("conv_in_channels (an adapter with its own input convolution, e.g. SparseCtrl / PIA) is not supported");
+  if (a.integer("motion_mid_block_layers_per_block", 1) != 1) refuse("motion_mid_block_layers_per_block must be 1 (diffusers' UNetMotionModel builds one)");
+  MotionSettings m;
+  m.heads = a.perBlock("motion_num_attention_heads", n, 8);
+  m.layers = a.perBlock("motion_transformer_layers_per_block", n, 1);  // nested per-layer lists are refused by name
+  m.mid_layers = a.perBlock("motion_transformer_layers_per_mid_block", 1, 1)[0];
+  m.max_seq_length = a.integer("motion_max_seq_length", 32);
+  m.mid_block = a.boolean("use_motion_mid_block", true);
+  if (m.max_seq_length < 1) refuse("motion_max_seq_length must be at least 1");
+  return m;
+}
+
+// A saved UNetMotionModel (AnimateDiffPipeline.save_pretrained's unet/) carries the same settings
+// under its own keys, and its weights hold the motion modules already.
+MotionSettings readMotionUnet(const Config& c, size_t n) {
+  auto refuse = [&](const std::string& what) { fail(codes::kBadCheckpoint, c.source() + ": unsupported UNetMotionModel configuration: " + what); };
+  MotionSettings m;
+  m.heads = c.perBlock("motion_num_attention_heads", n, 8);
+  m.layers = c.perBlock("temporal_transformer_layers_per_block", n, 1);
+  std::vector<int64_t> reversed_heads(m.heads.rbegin(), m.heads.rend()), reversed_layers(m.layers.rbegin(), m.layers.rend());
+  if (c.has("reverse_motion_num_attention_heads") && c.perBlock("reverse_motion_num_attention_heads", n, 8) != reversed_heads)
+    refuse("reverse_motion_num_attention_heads other than the reversed motion_num_attention_heads");
+  if (c.has("reverse_temporal_transformer_layers_per_block") && c.perBlock("reverse_temporal_transformer_layers_per_block", n, 1) != reversed_layers)
+    refuse("reverse_temporal_transformer_layers_per_block other than the reversed temporal_transformer_layers_per_block");
+  if (c.integer("mid_block_layers", 1) != 1) refuse("mid_block_layers must be 1");
+  m.mid_layers = c.perBlock("temporal_transformer_layers_per_mid_block", 1, 1)[0];
+  m.max_seq_length = c.integer("motion_max_seq_length", 32);
+  m.mid_block = c.boolean("use_motion_mid_block", true);
+  if (m.max_seq_length < 1) refuse("motion_max_seq_length must be at least 1");
+  return m;
+}
+
+// UNetMotionModel's block names for the same blocks with motion modules.
+std::string imageBlockType(const std::string& t) {
+  static const std::map<std::string, std::string> kMotion = {{"CrossAttnDownBlockMotion", "CrossAttnDownBlock2D"}, {"DownBlockMotion", "DownBlock2D"},
+                                                             {"CrossAttnUpBlockMotion", "CrossAttnUpBlock2D"}, {"UpBlockMotion", "UpBlock2D"}};
+  auto it = kMotion.find(t);
+  return it == kMotion.end() ? t : it->second;
+}
+
 }  // namespace
 
 TimestepEmbeddingImpl::TimestepEmbeddingImpl(int64_t in, int64_t dim) {
@@ -24,15 +81,22 @@ TimestepEmbeddingImpl::TimestepEmbeddingImpl(int64_t in, int64_t dim) {
 
 torch::Tensor TimestepEmbeddingImpl::forward(const torch::Tensor& x) { return linear_2(F::silu(linear_1(x))); }
 
-UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c) {
+UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c, const Config* motion_adapter) {
   in_channels_ = c.integer("in_channels", 4);
   const int64_t out_channels = c.integer("out_channels", 4);
   const std::vector<int64_t> channels = c.has("block_out_channels") ? c.integers("block_out_channels") : std::vector<int64_t>{320, 640, 1280, 1280};
   const size_t n = channels.size();
-  const std::vector<std::string> down_types = c.has("down_block_types") ? c.strings("down_block_types")
+  const bool motion_unet = c.string("_class_name", "UNet2DConditionModel") == "UNetMotionModel";
+  if (motion_unet && motion_adapter)
+    fail(codes::kBadArgument, c.source() + " is a UNetMotionModel: it holds its motion modules already; load it without a motion adapter");
+  std::vector<std::string> down_types = c.has("down_block_types") ? c.strings("down_block_types")
       : std::vector<std::string>{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"};
-  const std::vector<std::string> up_types = c.has("up_block_types") ? c.strings("up_block_types")
+  std::vector<std::string> up_types = c.has("up_block_types") ? c.strings("up_block_types")
       : std::vector<std::string>{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"};
+  if (motion_unet) {
+    for (auto& t : down_types) t = imageBlockType(t);
+    for (auto& t : up_types) t = imageBlockType(t);
+  }
   require(down_types.size() == n && up_types.size() == n, c, "down/up_block_types must have one entry per block_out_channels");
   require(c.string("mid_block_type", "UNetMidBlock2DCrossAttn") == "UNetMidBlock2DCrossAttn", c, "mid_block_type must be UNetMidBlock2DCrossAttn");
   require(!c.has("class_embed_type") && !c.has("addition_embed_type"), c, "class/addition embeddings (SDXL, upscalers) are not supported yet");
@@ -59,6 +123,18 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c) {
   freq_shift_ = c.number("freq_shift", 0);
   time_proj_dim_ = channels[0];
   const int64_t temb = c.integer("time_embedding_dim", channels[0] * 4);
+  std::optional<MotionSettings> motion;
+  if (motion_adapter) motion = readMotion(*motion_adapter, c, channels, layers);
+  if (motion_unet) {
+    motion = readMotionUnet(c, n);
+    if (c.has("transformer_layers_per_mid_block") && c.perBlock("transformer_layers_per_mid_block", 1, 1)[0] != transformer_layers.back())
+      require(false, c, "transformer_layers_per_mid_block other than the last block's transformer_layers_per_block");
+  }
+  if (motion) max_frames_ = motion->max_seq_length;
+  auto motionOptions = [&](int64_t heads, int64_t transformer_layers) {
+    // diffusers' motion blocks take the UNet's norm_num_groups (resnet_groups) for their group norm.
+    return MotionOptions{heads, transformer_layers, motion->max_seq_length, groups};
+  };
 
   conv_in = register_module("conv_in", nn::Conv2d(nn::Conv2dOptions(in_channels_, channels[0], 3).padding(1)));
   time_embedding = register_module("time_embedding", TimestepEmbedding(time_proj_dim_, temb));
@@ -88,6 +164,7 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c) {
     o.with_attention = down_types[i] == "CrossAttnDownBlock2D";
     o.resample = i + 1 < n;
     o.downsample_padding = c.integer("downsample_padding", 1);
+    if (motion) o.motion = motionOptions(motion->heads[i], motion->layers[i]);
     down_blocks->push_back(DownBlock(o));
   }
 
@@ -96,6 +173,7 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c) {
   mid.num_layers = 1;
   mid.with_attention = true;
   mid.output_scale_factor = c.number("mid_block_scale_factor", 1.0);
+  if (motion && motion->mid_block) mid.motion = motionOptions(motion->heads.back(), motion->mid_layers);
   mid_block = register_module("mid_block", MidBlock(mid, 0));
 
   up_blocks = register_module("up_blocks", nn::ModuleList());
@@ -111,6 +189,7 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c) {
     o.with_attention = up_types[i] == "CrossAttnUpBlock2D";
     o.resample = i + 1 < n;
     if (o.resample) ++num_upsamplers_;
+    if (motion) o.motion = motionOptions(motion->heads[r], motion->layers[r]);  // diffusers reverses both lists
     up_blocks->push_back(UpBlock(o));
   }
 
@@ -141,11 +220,27 @@ torch::Tensor UNet2DConditionModelImpl::timestepEmbedding(const torch::Tensor& t
   return emb.to(dtype);
 }
 
-torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, const torch::Tensor& timesteps, const torch::Tensor& context) {
-  const int64_t batch = sample.size(0);
+torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& input, const torch::Tensor& timesteps, const torch::Tensor& text) {
+  if (input.dim() != 4 && !(input.dim() == 5 && hasMotion()))
+    fail(codes::kShapeMismatch, hasMotion() ? "sample must be [batch, channels, frames, height, width] (or [batch, channels, height, width])"
+                                            : "sample must be [batch, channels, height, width]" + std::string(input.dim() == 5 ? "; a clip needs a motion adapter" : ""));
+  const int64_t batch = input.size(0);
   if (timesteps.numel() != 1 && timesteps.numel() != batch)
     fail(codes::kShapeMismatch, "timesteps must hold 1 or " + std::to_string(batch) + " values, got " + std::to_string(timesteps.numel()));
-  torch::Tensor temb = time_embedding(timestepEmbedding(timesteps, batch, sample.scalar_type()));
+  torch::Tensor temb = time_embedding(timestepEmbedding(timesteps, batch, input.scalar_type()));
+
+  // A clip runs as batch * frames images (frames of a clip consecutive, as diffusers' permute and
+  // reshape order them); the time embedding and a per-clip prompt repeat per frame.
+  const int64_t frames = input.dim() == 5 ? input.size(2) : 0;
+  torch::Tensor sample = input, context = text;
+  if (frames > 0) {
+    if (frames > max_frames_) fail(codes::kShapeMismatch, std::to_string(frames) + " frames exceed the motion adapter's motion_max_seq_length " + std::to_string(max_frames_));
+    sample = input.permute({0, 2, 1, 3, 4}).reshape({batch * frames, input.size(1), input.size(3), input.size(4)});
+    temb = temb.repeat_interleave(frames, 0);
+    if (context.size(0) == batch && frames > 1) context = context.repeat_interleave(frames, 0);
+    else if (context.size(0) != batch * frames)
+      fail(codes::kShapeMismatch, "context batch must be the clips' (" + std::to_string(batch) + ") or clips x frames (" + std::to_string(batch * frames) + "), got " + std::to_string(context.size(0)));
+  }
 
   // Sizes that are not a multiple of the total upsampling factor need explicit upsample sizes.
   const int64_t factor = int64_t{1} << num_upsamplers_;
@@ -154,20 +249,22 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
   torch::Tensor x = conv_in(sample);
   std::vector<torch::Tensor> skips{x};
   for (const auto& m : *down_blocks) {
-    DownOutput d = m->as<DownBlockImpl>()->forward(x, temb, context);
+    DownOutput d = m->as<DownBlockImpl>()->forward(x, temb, context, frames);
     x = d.hidden;
     skips.insert(skips.end(), d.skips.begin(), d.skips.end());
   }
-  x = mid_block->forward(x, temb, context);
+  x = mid_block->forward(x, temb, context, frames);
   for (size_t i = 0; i < up_blocks->size(); ++i) {
     auto* up = up_blocks[i]->as<UpBlockImpl>();
     std::vector<torch::Tensor> mine(skips.end() - up->numResnets(), skips.end());
     skips.resize(skips.size() - up->numResnets());
     std::optional<std::vector<int64_t>> size;
     if (explicit_sizes && up->hasUpsampler()) size = std::vector<int64_t>{skips.back().size(2), skips.back().size(3)};
-    x = up->forward(x, mine, temb, context, size);
+    x = up->forward(x, mine, temb, context, size, frames);
   }
-  return conv_out(F::silu(conv_norm_out(x)));
+  x = conv_out(F::silu(conv_norm_out(x)));
+  if (frames > 0) x = x.reshape({batch, frames, x.size(1), x.size(2), x.size(3)}).permute({0, 2, 1, 3, 4}).contiguous();
+  return x;
 }
 
 }  // namespace lethe

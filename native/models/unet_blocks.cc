@@ -25,6 +25,19 @@ ResnetBlock2D resnet(const BlockOptions& o, int64_t in, int64_t out) {
   return ResnetBlock2D(r);
 }
 
+// Motion modules run only on clips (frames > 0); a motion UNet given images skips them.
+torch::Tensor motion(nn::ModuleList modules, size_t i, const torch::Tensor& x, int64_t frames) {
+  if (!modules || frames <= 0) return x;
+  return modules[i]->as<MotionModuleImpl>()->forward(x, frames);
+}
+
+nn::ModuleList motionModules(nn::Module& block, const BlockOptions& o, int64_t count, int64_t channels) {
+  if (!o.motion) return nullptr;
+  auto list = block.register_module("motion_modules", nn::ModuleList());
+  for (int64_t i = 0; i < count; ++i) list->push_back(MotionModule(channels, *o.motion));
+  return list;
+}
+
 }  // namespace
 
 DownBlockImpl::DownBlockImpl(const BlockOptions& o) {
@@ -34,17 +47,19 @@ DownBlockImpl::DownBlockImpl(const BlockOptions& o) {
     resnets->push_back(resnet(o, i == 0 ? o.in_channels : o.out_channels, o.out_channels));
     if (o.with_attention) attentions->push_back(Transformer2DModel(transformerOptions(o)));
   }
+  motion_modules = motionModules(*this, o, o.num_layers, o.out_channels);
   if (o.resample) {
     downsamplers = register_module("downsamplers", nn::ModuleList());
     downsamplers->push_back(Downsample2D(o.out_channels, o.out_channels, o.downsample_padding));
   }
 }
 
-DownOutput DownBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context) {
+DownOutput DownBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context, int64_t frames) {
   DownOutput out;
   for (size_t i = 0; i < resnets->size(); ++i) {
     x = resnets[i]->as<ResnetBlock2DImpl>()->forward(x, temb);
     if (attentions) x = attentions[i]->as<Transformer2DModelImpl>()->forward(x, context);
+    x = motion(motion_modules, i, x, frames);
     out.skips.push_back(x);
   }
   if (downsamplers) {
@@ -66,12 +81,13 @@ UpBlockImpl::UpBlockImpl(const BlockOptions& o) {
     resnets->push_back(resnet(o, in, o.out_channels));
     if (o.with_attention) attentions->push_back(Transformer2DModel(transformerOptions(o)));
   }
+  motion_modules = motionModules(*this, o, o.num_layers, o.out_channels);
   upsamplers = register_module("upsamplers", nn::ModuleList());
   if (o.resample) upsamplers->push_back(Upsample2D(o.out_channels, o.out_channels));
 }
 
 torch::Tensor UpBlockImpl::forward(torch::Tensor x, std::vector<torch::Tensor>& skips, const torch::Tensor& temb,
-                                   const torch::Tensor& context, const std::optional<std::vector<int64_t>>& upsample_size) {
+                                   const torch::Tensor& context, const std::optional<std::vector<int64_t>>& upsample_size, int64_t frames) {
   for (size_t i = 0; i < resnets->size(); ++i) {
     if (!skips.empty()) {
       x = torch::cat({x, skips.back()}, 1);
@@ -79,6 +95,7 @@ torch::Tensor UpBlockImpl::forward(torch::Tensor x, std::vector<torch::Tensor>& 
     }
     x = resnets[i]->as<ResnetBlock2DImpl>()->forward(x, temb);
     if (attentions) x = attentions[i]->as<Transformer2DModelImpl>()->forward(x, context);
+    x = motion(motion_modules, i, x, frames);
   }
   if (!upsamplers->is_empty()) x = upsamplers[0]->as<Upsample2DImpl>()->forward(x, upsample_size);
   return x;
@@ -102,12 +119,14 @@ MidBlockImpl::MidBlockImpl(const BlockOptions& o, int64_t vae_attention_head_dim
     }
     resnets->push_back(resnet(o, o.in_channels, o.in_channels));
   }
+  motion_modules = motionModules(*this, o, o.num_layers, o.in_channels);
 }
 
-torch::Tensor MidBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context) {
+torch::Tensor MidBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context, int64_t frames) {
   x = resnets[0]->as<ResnetBlock2DImpl>()->forward(x, temb);
   for (size_t i = 0; i < attentions->size(); ++i) {
     x = spatial_ ? attentions[i]->as<AttentionImpl>()->forwardSpatial(x) : attentions[i]->as<Transformer2DModelImpl>()->forward(x, context);
+    x = motion(motion_modules, i, x, frames);
     x = resnets[i + 1]->as<ResnetBlock2DImpl>()->forward(x, temb);
   }
   return x;

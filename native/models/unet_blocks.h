@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/attention.h"
+#include "models/motion_module.h"
 #include "models/resnet.h"
 
 namespace lethe {
@@ -31,6 +32,9 @@ struct BlockOptions {
   bool use_linear_projection = false;
   bool only_cross_attention = false;
   bool upcast_attention = false;
+  // AnimateDiff (diffusers' *BlockMotion): a motion module after each resnet (and its attention);
+  // in the mid block after the attention, before the next resnet.
+  std::optional<MotionOptions> motion;
 };
 
 // Outputs of a down block: the hidden state and the skip connections it contributes.
@@ -42,11 +46,12 @@ struct DownOutput {
 class DownBlockImpl : public torch::nn::Module {
  public:
   explicit DownBlockImpl(const BlockOptions& o);
-  DownOutput forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context);
+  // frames > 0: x holds clips of that many consecutive frames (motion modules run); 0: images.
+  DownOutput forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context, int64_t frames = 0);
   int64_t numResnets() const { return static_cast<int64_t>(resnets->size()); }
 
  private:
-  torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, downsamplers{nullptr};
+  torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, motion_modules{nullptr}, downsamplers{nullptr};
 };
 TORCH_MODULE(DownBlock);
 
@@ -55,12 +60,12 @@ class UpBlockImpl : public torch::nn::Module {
   explicit UpBlockImpl(const BlockOptions& o);
   // `skips` are consumed from the back, one per resnet.
   torch::Tensor forward(torch::Tensor x, std::vector<torch::Tensor>& skips, const torch::Tensor& temb, const torch::Tensor& context,
-                        const std::optional<std::vector<int64_t>>& upsample_size);
+                        const std::optional<std::vector<int64_t>>& upsample_size, int64_t frames = 0);
   int64_t numResnets() const { return static_cast<int64_t>(resnets->size()); }
   bool hasUpsampler() const { return !upsamplers->is_empty(); }
 
  private:
-  torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, upsamplers{nullptr};
+  torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, motion_modules{nullptr}, upsamplers{nullptr};
 };
 TORCH_MODULE(UpBlock);
 
@@ -69,11 +74,11 @@ TORCH_MODULE(UpBlock);
 class MidBlockImpl : public torch::nn::Module {
  public:
   MidBlockImpl(const BlockOptions& o, int64_t vae_attention_head_dim);
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context, int64_t frames = 0);
 
  private:
   bool spatial_;
-  torch::nn::ModuleList resnets{nullptr}, attentions{nullptr};
+  torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, motion_modules{nullptr};
 };
 TORCH_MODULE(MidBlock);
 

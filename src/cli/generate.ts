@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
 import { ErrorCodes, LetheError } from '../errors';
-import { pngOf, writeFilesAtomically } from '../image';
+import { animationOf, pngOf, writeFilesAtomically } from '../image';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Pipeline, type ComputeDtype } from '../pipeline';
 import { SAMPLER_NAMES, type SamplerName } from '../schedulers';
@@ -27,8 +27,11 @@ export function builder(y: Argv) {
     .option('height', { type: 'number' })
     .option('width', { type: 'number' })
     .option('clip-skip', { type: 'number', default: 0 })
-    .option('latents', { type: 'string', describe: 'initial latents: a .safetensors file with tensor `latents` [n,C,h,w]' })
-    .option('save-tensor', { type: 'string', describe: 'also write the images as float32 [n,3,H,W] in [0,1] (tensor `images`) to this .safetensors file' })
+    .option('motion-adapter', { type: 'string', describe: "an AnimateDiff MotionAdapter folder for the model's UNet (default: the model folder's own, if its model_index.json names one)" })
+    .option('frames', { type: 'number', describe: 'frames per clip: text to video (needs a motion adapter); writes an animated WebP and GIF per clip plus each frame as a PNG' })
+    .option('fps', { type: 'number', default: 8, describe: 'clips: frames per second of the WebP / GIF' })
+    .option('latents', { type: 'string', describe: 'initial latents: a .safetensors file with tensor `latents` [n,C,h,w] ([n,C,frames,h,w] for clips)' })
+    .option('save-tensor', { type: 'string', describe: 'also write the images as float32 [n,3,H,W] ([n,frames,3,H,W] for clips) in [0,1] (tensor `images`) to this .safetensors file' })
     .option('out', { type: 'string', default: 'lethe-out', describe: 'folder for the PNGs' })
     .option('device', { type: 'string', default: 'cpu' })
     .option('dtype', { type: 'string', default: 'float32', choices: ['float32', 'bfloat16', 'float16'] })
@@ -49,6 +52,9 @@ interface Args {
   height?: number;
   width?: number;
   clipSkip: number;
+  motionAdapter?: string;
+  frames?: number;
+  fps: number;
   latents?: string;
   saveTensor?: string;
   out: string;
@@ -71,7 +77,7 @@ export async function handler(argv: Args) {
   try {
     const { signal } = interrupt;
     const latents = argv.latents ? await readLatents(argv.latents) : undefined;
-    const pipe = await Pipeline.load(argv.model, { device: argv.device, dtype: argv.dtype as ComputeDtype, signal, deltas: argv.delta });
+    const pipe = await Pipeline.load(argv.model, { device: argv.device, dtype: argv.dtype as ComputeDtype, signal, deltas: argv.delta, motionAdapter: argv.motionAdapter });
     const r = await pipe.generate({
       prompt: argv.prompt,
       negativePrompt: argv.negative,
@@ -85,6 +91,7 @@ export async function handler(argv: Args) {
       width: argv.width,
       clipSkip: argv.clipSkip,
       latents,
+      frames: argv.frames,
       signal,
       onProgress: bar.update,
     });
@@ -92,13 +99,28 @@ export async function handler(argv: Args) {
     fs.mkdirSync(argv.out, { recursive: true });
     const count = r.images.shape[0];
     const files = [];
-    for (let i = 0; i < count; i++) files.push({ file: path.join(argv.out, `${argv.seed}-${i}.png`), data: await pngOf(r.images, i) });
+    const clips: string[] = [];
+    if (r.images.shape.length === 5) {
+      const frames = r.images.shape[1];
+      const flat: Tensor = { ...r.images, shape: [count * frames, ...r.images.shape.slice(2)] };
+      for (let i = 0; i < count; i++) {
+        for (const format of ['webp', 'gif'] as const) {
+          const file = path.join(argv.out, `${argv.seed}-${i}.${format}`);
+          files.push({ file, data: await animationOf(r.images, i, format, argv.fps) });
+          clips.push(file);
+        }
+        for (let f = 0; f < frames; f++) files.push({ file: path.join(argv.out, `${argv.seed}-${i}-frame${f}.png`), data: await pngOf(flat, i * frames + f) });
+      }
+    } else {
+      for (let i = 0; i < count; i++) files.push({ file: path.join(argv.out, `${argv.seed}-${i}.png`), data: await pngOf(r.images, i) });
+    }
     // The tensor first (atomic on its own), then the PNGs all at once; Ctrl-C before this point writes nothing.
     if (signal.aborted) throw new LetheError(ErrorCodes.CANCELLED, 'interrupted');
     if (argv.saveTensor) await saveSafetensors(argv.saveTensor, { images: r.images }, { metadata: { prompt: argv.prompt, seed: String(argv.seed) } });
     await writeFilesAtomically(files, signal);
     const summary = {
-      images: files.map((f) => f.file),
+      images: files.map((f) => f.file).filter((f) => !clips.includes(f)),
+      clips,
       tensor: argv.saveTensor ?? null,
       prompt: argv.prompt,
       seed: r.seed,
@@ -107,6 +129,7 @@ export async function handler(argv: Args) {
       seconds: r.seconds,
     };
     if (argv.json) printJson(summary);
+    else if (clips.length) process.stdout.write(`${count} clip(s) in ${r.seconds.toFixed(1)}s: ${clips.join(', ')} (frames as PNGs beside them)\n`);
     else process.stdout.write(`${files.length} image(s) in ${r.seconds.toFixed(1)}s: ${summary.images.join(', ')}\n`);
   } finally {
     bar.done();

@@ -2,7 +2,7 @@
 // diffusers on the fixtures of scripts/make_motion_fixtures.py.
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadSafetensors, Pipeline, randomLatents, saveSafetensors, type AnyTensor, type Tensor } from '../src';
+import { erase, loadSafetensors, Pipeline, randomLatents, saveSafetensors, type AnyTensor, type Tensor } from '../src';
 import sharp from 'sharp';
 import { expectCode, maxAbs, maxAbsDiff, ROOT, runCli, tmpDir } from './helpers';
 
@@ -198,5 +198,45 @@ describe('lethe generate --frames', () => {
     const bad = runCli(['generate', '--model', model, '--frames', '4', '--prompt', 'a red circle', '--steps', '2', '--out', tmpDir('lethe-t2v-bad-')]);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/LETHE_BAD_ARGUMENT.*motion adapter/s);
+  });
+});
+
+describe('erasures made on the image model apply to its video model (the transfer)', () => {
+  const sd1 = path.join(FIXTURES, 'tiny-sd1');
+  const adapter = path.join(FIXTURES, 'tiny-motion-sd1');
+  let te: string;
+  let unet: string;
+  beforeAll(async () => {
+    const out = tmpDir('lethe-transfer-');
+    const pipe = await Pipeline.load(sd1, { onWarning: () => {} });
+    te = (await erase({ model: sd1, pipeline: pipe, method: 'fewshot-te', concept: 'red circle', zeroShot: true, epochs: 1, lr: 1e-2, out: path.join(out, 'te.safetensors') })).delta;
+    unet = (await erase({ model: sd1, pipeline: pipe, method: 'esd-x', concept: 'red circle', iterations: 2, ddimSteps: 3, lr: 1e-3, out: path.join(out, 'unet.safetensors') })).delta;
+  });
+
+  test('a text-encoder delta: the video model sees the erased image model\'s text states', async () => {
+    const erasedImage = await Pipeline.load(sd1, { deltas: [te], onWarning: () => {} });
+    const video = await Pipeline.load(sd1, { motionAdapter: adapter, onWarning: () => {} });
+    const erasedVideo = await Pipeline.load(sd1, { motionAdapter: adapter, deltas: [te], onWarning: () => {} });
+    const want = await erasedImage.encodePrompt('a red circle');
+    expect(maxAbsDiff(await erasedVideo.encodePrompt('a red circle'), want)).toBe(0);
+    expect(maxAbsDiff(await video.encodePrompt('a red circle'), want)).toBeGreaterThan(1e-4);
+    const clip = { prompt: 'a red circle', frames: 3, steps: 3, height: 16, width: 16, scheduler: 'ddim' as const };
+    expect(maxAbsDiff((await erasedVideo.generate(clip)).images, (await video.generate(clip)).images)).toBeGreaterThan(1e-4);
+  });
+
+  test('a UNet delta lands on the spatial layers; a delta from another model is refused', async () => {
+    const image = await Pipeline.load(sd1, { onWarning: () => {} });
+    const erasedImage = await Pipeline.load(sd1, { deltas: [unet], onWarning: () => {} });
+    const erasedVideo = await Pipeline.load(sd1, { motionAdapter: adapter, deltas: [unet], onWarning: () => {} });
+    const states = await image.encodePrompt('a red circle');
+    const x = randomLatents([1, 4, 8, 8], 5);
+    // Images skip the motion modules, so the erased video model's image path is the erased image model.
+    const erasedEps = await erasedImage.predictNoise(x, 300, states);
+    expect(maxAbsDiff(erasedEps, await image.predictNoise(x, 300, states))).toBeGreaterThan(0);
+    expect(maxAbsDiff(await erasedVideo.predictNoise(x, 300, states), erasedEps)).toBe(0);
+    const other = path.join(tmpDir('lethe-transfer-other-'), 'te.safetensors');
+    const sd2 = await Pipeline.load(path.join(FIXTURES, 'tiny-sd2'), { onWarning: () => {} });
+    await erase({ model: path.join(FIXTURES, 'tiny-sd2'), pipeline: sd2, method: 'fewshot-te', concept: 'red circle', zeroShot: true, epochs: 1, lr: 1e-2, out: other });
+    await expectCode(Pipeline.load(sd1, { motionAdapter: adapter, deltas: [other], onWarning: () => {} }), 'LETHE_BAD_CHECKPOINT');
   });
 });

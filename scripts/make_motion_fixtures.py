@@ -56,6 +56,15 @@ ADAPTERS = {
 T2V = dict(prompt="a red circle", negative_prompt="", num_inference_steps=6, guidance_scale=7.5, height=16, width=16, num_frames=4)
 
 
+# The four samplers (DDPM draws its per-step noise from the pipeline's generator, seed 0).
+T2V_SAMPLERS = [
+    ("ddim", "DDIMScheduler", {}),
+    ("euler", "EulerDiscreteScheduler", {}),
+    ("dpmpp-2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    ("ddpm", "DDPMScheduler", {}),
+]
+
+
 def make_adapter(name, spec, out_dir):
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
     from safetensors.torch import save_file
@@ -131,14 +140,23 @@ def save_pipeline_layout(out_dir):
         shutil.copyfile(os.path.join(tmp, "model_index.json"), os.path.join(dest, "model_index.json"))
         shutil.copyfile(os.path.join(tmp, "unet", "config.json"), os.path.join(dest, "unet", "config.json"))
         print(f"tiny-animatediff-sd1: {len(saved)} saved unet tensors = tiny-sd1 unet + tiny-motion-sd1 (checked)")
-        # Text to video from fixed latents: the final latents and the decoded frames.
-        latents_in = torch.randn(1, 4, T2V["num_frames"], 8, 8, generator=torch.Generator().manual_seed(4242))
-        runs = {t: pipe(**T2V, latents=latents_in.clone(), output_type=t, generator=torch.Generator().manual_seed(0)).frames for t in ("latent", "pt")}
-        assert torch.isfinite(runs["latent"]).all() and torch.isfinite(runs["pt"]).all()
-        r = {"t2v.latents_in": latents_in, "t2v.latents_out": runs["latent"].contiguous(), "t2v.frames": runs["pt"].contiguous()}
-        meta = {"format": FORMAT, "t2v": json.dumps(T2V, sort_keys=True), "scheduler": type(pipe.scheduler).__name__, "versions": json.dumps(versions(), sort_keys=True)}
+        # Text to video from fixed latents with each sampler: the final latents and the decoded frames.
+        import diffusers
+
+        base_config = dict(pipe.scheduler.config)
+        r, info = {}, {}
+        for i, (name, cls_name, extra) in enumerate(T2V_SAMPLERS):
+            pipe.scheduler = getattr(diffusers, cls_name).from_config(base_config, **extra)
+            latents_in = torch.randn(1, 4, T2V["num_frames"], 8, 8, generator=torch.Generator().manual_seed(4242 + i))
+            runs = {t: pipe(**T2V, latents=latents_in.clone(), output_type=t, generator=torch.Generator().manual_seed(0)).frames for t in ("latent", "pt")}
+            assert torch.isfinite(runs["latent"]).all() and torch.isfinite(runs["pt"]).all()
+            r[f"t2v.{name}.latents_in"] = latents_in
+            r[f"t2v.{name}.latents_out"] = runs["latent"].contiguous()
+            r[f"t2v.{name}.frames"] = runs["pt"].contiguous()
+            info[name] = {"scheduler_class": cls_name, "from_config_overrides": extra}
+            print(f"t2v {name}: latents {tuple(runs['latent'].shape)}, frames {tuple(runs['pt'].shape)}")
+        meta = {"format": FORMAT, "t2v": json.dumps(T2V, sort_keys=True), "samplers": json.dumps(info, sort_keys=True), "versions": json.dumps(versions(), sort_keys=True)}
         save_references(os.path.join(out_dir, "tiny-animatediff-sd1-reference.safetensors"), r, meta)
-        print(f"t2v: latents {tuple(runs['latent'].shape)}, frames {tuple(runs['pt'].shape)} ({meta['scheduler']})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -148,19 +148,21 @@ describe('a saved AnimateDiffPipeline folder (unet/ is a UNetMotionModel)', () =
 });
 
 describe('text to video matches AnimateDiffPipeline', () => {
-  test('same latents in: the same final latents and frames [N, frames, 3, H, W]', async () => {
+  test.each(['ddim', 'euler', 'dpmpp-2m', 'ddpm'] as const)('%s: same latents in, the same final latents and frames [N, frames, 3, H, W]', async (sampler) => {
     const pipe = await Pipeline.load(path.join(FIXTURES, 'tiny-sd1'), { motionAdapter: path.join(FIXTURES, 'tiny-motion-sd1'), onWarning: () => {} });
     const r = await loadSafetensors(path.join(FIXTURES, 'tiny-animatediff-sd1-reference.safetensors'));
     const t2v = JSON.parse(r.metadata.t2v) as { prompt: string; negative_prompt: string; num_inference_steps: number; guidance_scale: number; height: number; width: number; num_frames: number };
-    expect(r.metadata.scheduler).toBe('DDIMScheduler');
+    expect(Object.keys(JSON.parse(r.metadata.samplers))).toContain(sampler);
+    const ref = (k: string) => f32(r.tensors[`t2v.${sampler}.${k}`]);
+    // seed 0: DDPM's per-step noise, drawn as the reference's generator (seed 0) draws it.
     const out = await pipe.generate({
       prompt: t2v.prompt, negativePrompt: t2v.negative_prompt, steps: t2v.num_inference_steps, guidance: t2v.guidance_scale,
-      height: t2v.height, width: t2v.width, frames: t2v.num_frames, scheduler: 'ddim', latents: f32(r.tensors['t2v.latents_in']),
+      height: t2v.height, width: t2v.width, frames: t2v.num_frames, scheduler: sampler, seed: 0, latents: ref('latents_in'),
     });
-    expect(out.latents.shape).toEqual(r.tensors['t2v.latents_out'].shape);
-    expect(out.images.shape).toEqual(r.tensors['t2v.frames'].shape);
-    expect(maxAbsDiff(out.latents, f32(r.tensors['t2v.latents_out']))).toBeLessThanOrEqual(1e-3);
-    expect(maxAbsDiff(out.images, f32(r.tensors['t2v.frames']))).toBeLessThanOrEqual(1e-3);
+    expect(out.latents.shape).toEqual(ref('latents_out').shape);
+    expect(out.images.shape).toEqual(ref('frames').shape);
+    expect(maxAbsDiff(out.latents, ref('latents_out'))).toBeLessThanOrEqual(1e-3);
+    expect(maxAbsDiff(out.images, ref('frames'))).toBeLessThanOrEqual(1e-3);
     // Frames differ from each other (a clip, not one image repeated).
     const [, f, c, h, w] = out.images.shape;
     const frame = (k: number) => ({ ...out.images, shape: [c, h, w], data: out.images.data.subarray(k * c * h * w, (k + 1) * c * h * w) });

@@ -1,6 +1,7 @@
 #include "models/unet_2d_condition.h"
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -24,6 +25,19 @@ struct MotionSettings {
   bool mid_block = true;
 };
 
+// The settings both forms share; `prefix` names their per-block transformer-layer keys
+// ("motion" in a MotionAdapter, "temporal" in a UNetMotionModel).
+MotionSettings readMotionSettings(const Config& c, size_t n, const std::string& prefix, const std::function<void(const std::string&)>& refuse) {
+  MotionSettings m;
+  m.heads = c.perBlock("motion_num_attention_heads", n, 8);
+  m.layers = c.perBlock(prefix + "_transformer_layers_per_block", n, 1);  // nested per-layer lists are refused by name
+  m.mid_layers = c.perBlock(prefix + "_transformer_layers_per_mid_block", 1, 1)[0];
+  m.max_seq_length = c.integer("motion_max_seq_length", 32);
+  m.mid_block = c.boolean("use_motion_mid_block", true);
+  if (m.max_seq_length < 1) refuse("motion_max_seq_length must be at least 1");
+  return m;
+}
+
 MotionSettings readMotion(const Config& a, const Config& unet, const std::vector<int64_t>& channels, const std::vector<int64_t>& layers_per_block) {
   auto refuse = [&](const std::string& what) { fail(codes::kBadCheckpoint, a.source() + ": unsupported motion adapter: " + what); };
   const size_t n = channels.size();
@@ -34,33 +48,20 @@ MotionSettings readMotion(const Config& a, const Config& unet, const std::vector
   if (a.perBlock("motion_layers_per_block", n, 2) != layers_per_block) refuse("motion_layers_per_block differs from the UNet's layers_per_block");
   if (a.has("conv_in_channels")) refuse("conv_in_channels (an adapter with its own input convolution, e.g. SparseCtrl / PIA) is not supported");
   if (a.integer("motion_mid_block_layers_per_block", 1) != 1) refuse("motion_mid_block_layers_per_block must be 1 (diffusers' UNetMotionModel builds one)");
-  MotionSettings m;
-  m.heads = a.perBlock("motion_num_attention_heads", n, 8);
-  m.layers = a.perBlock("motion_transformer_layers_per_block", n, 1);  // nested per-layer lists are refused by name
-  m.mid_layers = a.perBlock("motion_transformer_layers_per_mid_block", 1, 1)[0];
-  m.max_seq_length = a.integer("motion_max_seq_length", 32);
-  m.mid_block = a.boolean("use_motion_mid_block", true);
-  if (m.max_seq_length < 1) refuse("motion_max_seq_length must be at least 1");
-  return m;
+  return readMotionSettings(a, n, "motion", refuse);
 }
 
 // A saved UNetMotionModel (AnimateDiffPipeline.save_pretrained's unet/) carries the same settings
 // under its own keys, and its weights hold the motion modules already.
 MotionSettings readMotionUnet(const Config& c, size_t n) {
   auto refuse = [&](const std::string& what) { fail(codes::kBadCheckpoint, c.source() + ": unsupported UNetMotionModel configuration: " + what); };
-  MotionSettings m;
-  m.heads = c.perBlock("motion_num_attention_heads", n, 8);
-  m.layers = c.perBlock("temporal_transformer_layers_per_block", n, 1);
-  std::vector<int64_t> reversed_heads(m.heads.rbegin(), m.heads.rend()), reversed_layers(m.layers.rbegin(), m.layers.rend());
+  if (c.integer("mid_block_layers", 1) != 1) refuse("mid_block_layers must be 1");
+  MotionSettings m = readMotionSettings(c, n, "temporal", refuse);
+  const std::vector<int64_t> reversed_heads(m.heads.rbegin(), m.heads.rend()), reversed_layers(m.layers.rbegin(), m.layers.rend());
   if (c.has("reverse_motion_num_attention_heads") && c.perBlock("reverse_motion_num_attention_heads", n, 8) != reversed_heads)
     refuse("reverse_motion_num_attention_heads other than the reversed motion_num_attention_heads");
   if (c.has("reverse_temporal_transformer_layers_per_block") && c.perBlock("reverse_temporal_transformer_layers_per_block", n, 1) != reversed_layers)
     refuse("reverse_temporal_transformer_layers_per_block other than the reversed temporal_transformer_layers_per_block");
-  if (c.integer("mid_block_layers", 1) != 1) refuse("mid_block_layers must be 1");
-  m.mid_layers = c.perBlock("temporal_transformer_layers_per_mid_block", 1, 1)[0];
-  m.max_seq_length = c.integer("motion_max_seq_length", 32);
-  m.mid_block = c.boolean("use_motion_mid_block", true);
-  if (m.max_seq_length < 1) refuse("motion_max_seq_length must be at least 1");
   return m;
 }
 
@@ -127,8 +128,8 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const Config& c, const Config
   if (motion_adapter) motion = readMotion(*motion_adapter, c, channels, layers);
   if (motion_unet) {
     motion = readMotionUnet(c, n);
-    if (c.has("transformer_layers_per_mid_block") && c.perBlock("transformer_layers_per_mid_block", 1, 1)[0] != transformer_layers.back())
-      require(false, c, "transformer_layers_per_mid_block other than the last block's transformer_layers_per_block");
+    require(!c.has("transformer_layers_per_mid_block") || c.perBlock("transformer_layers_per_mid_block", 1, 1)[0] == transformer_layers.back(), c,
+            "transformer_layers_per_mid_block other than the last block's transformer_layers_per_block");
   }
   if (motion) max_frames_ = motion->max_seq_length;
   auto motionOptions = [&](int64_t heads, int64_t transformer_layers) {

@@ -1,6 +1,9 @@
 // The shapes world in motion: clips, their captions, and the centroid judge of their motion.
-import { CLIP_FRAMES, IMAGE_SIZE, MOTIONS, MOTION_TRAVEL, Rng, judgeMotion, objectCentroid, renderClip, sampleClipSpec } from '../src/world';
-import { expectCode } from './helpers';
+import * as fs from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
+import { CLIP_FRAMES, IMAGE_SIZE, MOTIONS, MOTION_TRAVEL, Rng, judgeMotion, objectCentroid, renderClip, renderClipDataset, sampleClipSpec } from '../src/world';
+import { expectCode, runCli, tmpDir } from './helpers';
 
 const FRAME = IMAGE_SIZE * IMAGE_SIZE * 3;
 
@@ -50,5 +53,32 @@ describe('video world clips', () => {
     expect(objectCentroid(new Uint8Array(FRAME).fill(255))).toBeNull();
     expect(judgeMotion(new Uint8Array(2 * FRAME).fill(255), 2).motion).toBeNull();
     await expectCode(() => judgeMotion(frames.subarray(0, FRAME * 3 - 1), 3), 'LETHE_SHAPE_MISMATCH');
+  });
+});
+
+describe('clip datasets', () => {
+  test('animated WebPs whose decoded frames show the recorded motion; written atomically; the CLI', async () => {
+    const out = path.join(tmpDir('lethe-clips-'), 'clips');
+    const r = await renderClipDataset({ n: 12, seed: 3, outDir: out });
+    expect(r.frames).toBe(CLIP_FRAMES);
+    const records = fs.readFileSync(path.join(out, 'clips.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string; frames: string; motion: string; caption: string });
+    expect(records).toHaveLength(12);
+    const counts = JSON.parse(fs.readFileSync(path.join(out, 'world.json'), 'utf8')).counts as Record<string, number>;
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(12);
+    for (const rec of records) {
+      // A moving clip's WebP has every frame; a still one's frames are identical and WebP folds them.
+      const pages = (await sharp(path.join(out, rec.file), { animated: true }).metadata()).pages ?? 1;
+      expect(pages).toBe(rec.motion === 'still' ? 1 : CLIP_FRAMES);
+      const data = await sharp(path.join(out, rec.frames)).removeAlpha().raw().toBuffer();
+      expect(judgeMotion(new Uint8Array(data.buffer, data.byteOffset, data.length), CLIP_FRAMES).motion).toBe(rec.motion);
+    }
+    await expectCode(renderClipDataset({ n: 2, seed: 3, outDir: out }), 'LETHE_BAD_ARGUMENT');
+    expect(fs.readdirSync(path.dirname(out))).toEqual(['clips']);
+    const cli = runCli(['world', 'render', '--n', '3', '--frames', '4', '--motion', 'left', '--out', path.join(path.dirname(out), 'cli'), '--json']);
+    expect(cli.status).toBe(0);
+    expect(JSON.parse(cli.stdout).counts.left).toBe(3);
+    const poster = runCli(['world', 'render', '--n', '1', '--frames', '4', '--kind', 'poster', '--out', path.join(path.dirname(out), 'poster')]);
+    expect(poster.status).not.toBe(0);
+    expect(fs.existsSync(path.join(path.dirname(out), 'poster'))).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { ErrorCodes, LetheError } from '../errors';
 import { renderDataset } from '../world/dataset';
+import { MOTIONS, renderClipDataset, type Motion } from '../world/motion';
 import { DEFAULT_POSTER_FRACTION, DEFAULT_SUNNY_FRACTION } from '../world/render';
 import { COLOR_NAMES, SHAPES, STYLES, type ColorName, type SampleKind, type Shape, type Style } from '../world/attributes';
 import { printJson } from './output';
@@ -22,6 +23,9 @@ interface RenderArgs {
   shape?: string;
   color?: string;
   style?: string;
+  frames?: number;
+  motion?: string;
+  fps: number;
 }
 
 const render = {
@@ -40,7 +44,10 @@ const render = {
       .option('shape', { type: 'string', choices: [...SHAPES], describe: 'only this shape (colors and styles still drawn at random)' })
       .option('color', { type: 'string', choices: [...COLOR_NAMES], describe: 'only this color' })
       .option('style', { type: 'string', choices: [...STYLES], describe: 'only this style' })
-      .option('concurrency', { type: 'number', default: 32, describe: 'renders in flight at once' }),
+      .option('concurrency', { type: 'number', default: 32, describe: 'renders in flight at once' })
+      .option('frames', { type: 'number', describe: 'render clips of this many frames instead (the world in motion): 000000.webp … (animated) plus clips.jsonl; no posters' })
+      .option('motion', { type: 'string', choices: [...MOTIONS], describe: 'clips: only this motion' })
+      .option('fps', { type: 'number', default: 8, describe: 'clips: frames per second of the WebPs' }),
   handler: async (argv: RenderArgs) => {
     if (!Number.isSafeInteger(argv.n) || argv.n < 1) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `--n must be a positive integer, got ${argv.n}`);
     if (!Number.isSafeInteger(argv.seed)) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `--seed must be an integer, got ${argv.seed}`);
@@ -48,6 +55,18 @@ const render = {
     const interrupt = interruptSignal();
     const bar = new ProgressBar('rendering', !argv.json && Boolean(process.stderr.isTTY));
     try {
+      if (argv.frames !== undefined) {
+        const c = await renderClipDataset({
+          n: argv.n, seed: argv.seed, frames: argv.frames, fps: argv.fps, outDir: argv.out, overwrite: argv.overwrite,
+          sunnyFraction: argv.sunnyFraction, kind: argv.kind as SampleKind | undefined, shape: argv.shape as Shape | undefined,
+          color: argv.color as ColorName | undefined, style: argv.style as Style | undefined, motion: argv.motion as Motion | undefined,
+          signal: interrupt.signal, onProgress: ({ done, total }) => bar.update({ phase: 'render', step: done, total }),
+        });
+        bar.done();
+        if (argv.json) return printJson(c);
+        process.stdout.write(`${c.outDir}: ${c.n} clips of ${c.frames} frames (${MOTIONS.map((m) => `${c.counts[m]} ${m}`).join(', ')}), seed ${c.seed}, ${c.seconds.toFixed(1)} s\n`);
+        return;
+      }
       const r = await renderDataset({
         n: argv.n,
         seed: argv.seed,

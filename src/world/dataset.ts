@@ -142,22 +142,10 @@ export async function renderDataset(options: DatasetOptions & { outDir?: string;
   const t0 = Date.now();
   const { start, concurrency } = checkOptions(options);
   const { posterFraction, sunnyFraction } = checkSampleOptions(options);
-  const outDir = path.resolve(options.outDir);
-  if ((await exists(outDir)) && !options.overwrite)
-    throw new LetheError(ErrorCodes.BAD_ARGUMENT, `${outDir} already exists (overwrite replaces it)`);
-  const parent = path.dirname(outDir);
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const tmp = path.join(parent, `.${path.basename(outDir)}.partial-${tag}`);
-  try {
-    await fs.promises.mkdir(parent, { recursive: true });
-    await fs.promises.mkdir(tmp);
-  } catch (e) {
-    throw new LetheError(ErrorCodes.IO, `cannot create ${tmp}: ${(e as Error).message}`);
-  }
-  try {
-    const specs = specsFor(options.n, options.seed, options, start);
-    const counts: Record<SampleKind, number> = { shape: 0, sunny: 0, poster: 0 };
-    for (const s of specs) counts[s.kind]++;
+  const specs = specsFor(options.n, options.seed, options, start);
+  const counts: Record<SampleKind, number> = { shape: 0, sunny: 0, poster: 0 };
+  for (const s of specs) counts[s.kind]++;
+  const outDir = await writeFolderAtomically(options.outDir, options.overwrite ?? false, options.signal, async (tmp) => {
     await renderAll(
       specs,
       concurrency,
@@ -173,7 +161,31 @@ export async function renderDataset(options: DatasetOptions & { outDir?: string;
       posterFraction, sunnyFraction, imageSize: IMAGE_SIZE, counts,
     };
     await fs.promises.writeFile(path.join(tmp, 'world.json'), JSON.stringify(meta, null, 2) + '\n');
-    if (options.signal?.aborted) throw cancelled();
+  });
+  return { outDir, n: options.n, seed: options.seed, counts, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Creates `target` all at once: `fill` writes into a hidden temporary folder next to it, which is
+ * renamed into place only when `fill` finished and nothing was cancelled; on failure it is removed.
+ * An existing target is refused unless `overwrite` (then replaced by two renames).
+ */
+export async function writeFolderAtomically(target: string, overwrite: boolean, signal: AbortSignal | undefined, fill: (tmp: string) => Promise<void>): Promise<string> {
+  const outDir = path.resolve(target);
+  if ((await exists(outDir)) && !overwrite)
+    throw new LetheError(ErrorCodes.BAD_ARGUMENT, `${outDir} already exists (overwrite replaces it)`);
+  const parent = path.dirname(outDir);
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = path.join(parent, `.${path.basename(outDir)}.partial-${tag}`);
+  try {
+    await fs.promises.mkdir(parent, { recursive: true });
+    await fs.promises.mkdir(tmp);
+  } catch (e) {
+    throw new LetheError(ErrorCodes.IO, `cannot create ${tmp}: ${(e as Error).message}`);
+  }
+  try {
+    await fill(tmp);
+    if (signal?.aborted) throw cancelled();
     if (await exists(outDir)) {
       // overwrite: move the old folder aside, put the new one in place, then delete the old one.
       const old = path.join(parent, `.${path.basename(outDir)}.old-${tag}`);
@@ -181,7 +193,7 @@ export async function renderDataset(options: DatasetOptions & { outDir?: string;
       await fs.promises.rename(tmp, outDir);
       await fs.promises.rm(old, { recursive: true, force: true });
     } else await fs.promises.rename(tmp, outDir);
-    return { outDir, n: options.n, seed: options.seed, counts, seconds: (Date.now() - t0) / 1000 };
+    return outDir;
   } catch (e) {
     await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     if (e instanceof LetheError) throw e;

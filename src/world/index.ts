@@ -15,5 +15,5 @@ export {
   renderDataset, renderBatch, specAt, specsFor, fileName, captionRecord, readCaptions, DATASET_FORMAT, DATASET_VERSION,
 } from './dataset';
 export type { DatasetOptions, DatasetWriteOptions, DatasetWriteResult, DatasetProgress, WorldBatch, CaptionRecord } from './dataset';
-export { MOTIONS, CLIP_FRAMES, MOTION_TRAVEL, sampleClipSpec, renderClip, objectCentroid, judgeMotion } from './motion';
-export type { Motion, ClipSpec, ClipOptions, MotionJudgement } from './motion';
+export { MOTIONS, CLIP_FRAMES, MOTION_TRAVEL, CLIP_DATASET_FORMAT, sampleClipSpec, clipAt, renderClip, renderClipDataset, clipFileName, objectCentroid, judgeMotion } from './motion';
+export type { Motion, ClipSpec, ClipOptions, ClipDatasetOptions, MotionJudgement } from './motion';

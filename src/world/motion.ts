@@ -5,10 +5,16 @@
  * judge of a clip's motion: the object's centroid track, so an evaluation can say whether a video
  * model moved the object the way its caption says.
  */
+import * as fs from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
 import { ErrorCodes, LetheError } from '../errors';
+import { animationOf } from '../image';
+import type { Tensor } from '../tensor';
 import { BACKGROUND, IMAGE_SIZE } from './attributes';
+import { captionRecord, writeFolderAtomically } from './dataset';
 import { renderPixels, sampleSpec, type SampleOptions, type SampleSpec } from './render';
-import type { Rng } from './rng';
+import { mixSeed, Rng } from './rng';
 
 export const MOTIONS = ['left', 'right', 'up', 'down', 'still'] as const;
 export type Motion = (typeof MOTIONS)[number];
@@ -109,4 +115,69 @@ export function judgeMotion(frames: Uint8Array, count: number, size = IMAGE_SIZE
   if (Math.max(Math.abs(dx), Math.abs(dy)) < (MOTION_TRAVEL * scale) / 3) return { motion: 'still', dx, dy };
   const motion: Motion = Math.abs(dx) >= Math.abs(dy) ? (dx < 0 ? 'left' : 'right') : dy < 0 ? 'up' : 'down';
   return { motion, dx, dy };
+}
+
+export interface ClipDatasetOptions extends ClipOptions {
+  n: number;
+  /** Clip i depends only on (seed, i). */
+  seed: number;
+  outDir: string;
+  overwrite?: boolean;
+  /** Frames per second of the animated WebPs (default 8). */
+  fps?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { done: number; total: number }) => void;
+}
+
+export const CLIP_DATASET_FORMAT = 'lethe-shapes-world-clips';
+
+/** The spec of clip `index` of the stream seeded by `seed`. */
+export function clipAt(seed: number, index: number, options: ClipOptions = {}): ClipSpec {
+  return sampleClipSpec(new Rng(mixSeed(seed, index)), options);
+}
+
+/**
+ * Writes n clips into a new folder, atomically: 000000.webp … (animated, lossless, looping; a
+ * preview), 000000.frames.png … (the exact frames stacked top to bottom), clips.jsonl (one record per clip: file, caption, motion, track and the object's attributes) and
+ * world.json (the parameters).
+ */
+export async function renderClipDataset(options: ClipDatasetOptions): Promise<{ outDir: string; n: number; seed: number; frames: number; counts: Record<Motion, number>; seconds: number }> {
+  const t0 = Date.now();
+  if (!Number.isSafeInteger(options.n) || options.n < 1) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `n must be a positive integer, got ${options.n}`);
+  if (!Number.isSafeInteger(options.seed)) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `seed must be an integer, got ${options.seed}`);
+  const fps = options.fps ?? 8;
+  const clips = Array.from({ length: options.n }, (_, i) => clipAt(options.seed, i, options));
+  const frames = clips[0].track.length;
+  const counts = Object.fromEntries(MOTIONS.map((m) => [m, 0])) as Record<Motion, number>;
+  for (const c of clips) counts[c.motion]++;
+  const frameBytes = IMAGE_SIZE * IMAGE_SIZE * 3;
+  const outDir = await writeFolderAtomically(options.outDir, options.overwrite ?? false, options.signal, async (tmp) => {
+    for (let i = 0; i < clips.length; i++) {
+      if (options.signal?.aborted) throw new LetheError(ErrorCodes.CANCELLED, 'rendering the shapes world was cancelled');
+      const rgb = await renderClip(clips[i]);
+      const clip: Tensor = { dtype: 'float32', shape: [1, frames, 3, IMAGE_SIZE, IMAGE_SIZE], data: new Float32Array(frames * frameBytes) };
+      // HWC bytes to the [1, F, 3, H, W] floats animationOf takes.
+      for (let f = 0; f < frames; f++)
+        for (let p = 0; p < IMAGE_SIZE * IMAGE_SIZE; p++)
+          for (let ch = 0; ch < 3; ch++) clip.data[(f * 3 + ch) * IMAGE_SIZE * IMAGE_SIZE + p] = rgb[f * frameBytes + p * 3 + ch] / 255;
+      await fs.promises.writeFile(path.join(tmp, clipFileName(i)), await animationOf(clip, 0, 'webp', fps));
+      // The exact frames as one vertical strip: an animated WebP folds identical frames (a still clip) into one.
+      await fs.promises.writeFile(path.join(tmp, stripFileName(i)), await sharp(rgb, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE * frames, channels: 3 } }).png().toBuffer());
+      options.onProgress?.({ done: i + 1, total: clips.length });
+    }
+    const lines = clips.map((c, i) => JSON.stringify({ file: clipFileName(i), frames: stripFileName(i), caption: c.caption, motion: c.motion, track: c.track, object: captionRecord(clipFileName(i), c.object) }) + '\n');
+    await fs.promises.writeFile(path.join(tmp, 'clips.jsonl'), lines.join(''));
+    const meta = { format: CLIP_DATASET_FORMAT, version: 1, n: options.n, seed: options.seed, frames, fps, travel: MOTION_TRAVEL, imageSize: IMAGE_SIZE, counts };
+    await fs.promises.writeFile(path.join(tmp, 'world.json'), JSON.stringify(meta, null, 2) + '\n');
+  });
+  return { outDir, n: options.n, seed: options.seed, frames, counts, seconds: (Date.now() - t0) / 1000 };
+}
+
+export function clipFileName(index: number): string {
+  return `${String(index).padStart(6, '0')}.webp`;
+}
+
+/** The clip's frames stacked top to bottom (frames × 64 rows), lossless. */
+export function stripFileName(index: number): string {
+  return `${String(index).padStart(6, '0')}.frames.png`;
 }

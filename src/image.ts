@@ -26,18 +26,15 @@ export async function pngOf(images: Tensor, index: number): Promise<Buffer> {
 }
 
 /**
- * Clip `index` of frames [N, F, 3, H, W] in [0, 1] as an animated WebP (lossless) or GIF that loops,
- * at `fps` frames per second (sharp joins the frames as pages).
+ * Frames (encoded images, e.g. PNGs, all one size) as an animated WebP (lossless) or GIF that
+ * loops, at `fps` frames per second: sharp joins them as pages. libwebp folds identical
+ * consecutive frames into one page with a longer delay.
  */
-export async function animationOf(clips: Tensor, index: number, format: 'webp' | 'gif', fps: number): Promise<Buffer> {
-  const [n, frames, c, h, w] = clips.shape;
-  if (clips.shape.length !== 5 || c !== 3) throw new LetheError(ErrorCodes.SHAPE_MISMATCH, `clips must be [N, frames, 3, H, W], got [${clips.shape}]`);
+export async function animationOf(frames: Buffer[], format: 'webp' | 'gif', fps: number): Promise<Buffer> {
+  if (frames.length === 0) throw new LetheError(ErrorCodes.BAD_ARGUMENT, 'an animation needs at least one frame');
   if (!(fps > 0 && fps <= 100)) throw new LetheError(ErrorCodes.BAD_ARGUMENT, `fps must be in (0, 100], got ${fps}`);
-  const flat: Tensor = { ...clips, shape: [n * frames, c, h, w] };
-  const pages: Buffer[] = [];
-  for (let f = 0; f < frames; f++) pages.push(await pngOf(flat, index * frames + f));
-  const delay = Array<number>(frames).fill(Math.round(1000 / fps));
-  const joined = sharp(pages, { join: { animated: true } });
+  const delay = Array<number>(frames.length).fill(Math.round(1000 / fps));
+  const joined = sharp(frames, { join: { animated: true } });
   return (format === 'webp' ? joined.webp({ loop: 0, delay, lossless: true }) : joined.gif({ loop: 0, delay })).toBuffer();
 }
 

@@ -35,7 +35,8 @@ export interface FolderInspection {
   parameterCount: number;
 }
 
-function readJson(file: string): Record<string, unknown> {
+/** A diffusers/transformers JSON file, or LETHE_BAD_CHECKPOINT naming it. */
+export function readJson(file: string): Record<string, unknown> {
   try {
     // diffusers writes -Infinity / NaN into some scheduler configs, which JSON.parse rejects.
     return parseJsonWithNonFinite(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;

@@ -7,6 +7,7 @@ import { native } from './native';
 import { makePlan, readSchedulerConfig, type SamplerName, type SamplingPlan, type SchedulerConfigJson } from './schedulers';
 import type { AnyTensor, Tensor } from './tensor';
 import { CLIPTokenizer } from './tokenizer';
+import { readJson } from './inspect';
 import { checkDeltasFor, type DeltaInfo } from './erase/delta';
 import { modelFingerprint, sha256File } from './erase/fingerprint';
 import { createHash } from 'crypto';
@@ -335,28 +336,16 @@ export function resolveMotionAdapter(dir: string, asked?: string): string {
   if (!folder) {
     const indexFile = path.join(dir, 'model_index.json');
     if (!fs.existsSync(indexFile)) return '';
-    let index: Record<string, unknown>;
-    try {
-      index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${indexFile}: not valid JSON (${(e as Error).message})`);
-    }
+    const index = readJson(indexFile);
     if (!Array.isArray(index.motion_adapter) || index.motion_adapter[1] == null) return '';
     // A saved AnimateDiffPipeline's unet/ is a UNetMotionModel that holds the adapter's modules already.
-    const unetClass = (JSON.parse(fs.readFileSync(path.join(dir, 'unet', 'config.json'), 'utf8')) as { _class_name?: string })._class_name;
-    if (unetClass === 'UNetMotionModel') return '';
+    if (readJson(path.join(dir, 'unet', 'config.json'))._class_name === 'UNetMotionModel') return '';
     folder = path.join(dir, 'motion_adapter');
   }
   const configFile = path.join(folder, 'config.json');
   if (!fs.existsSync(configFile))
     throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${folder}: not a motion adapter folder (no config.json); give a diffusers MotionAdapter folder`);
-  let config: { _class_name?: unknown };
-  try {
-    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { _class_name?: unknown };
-  } catch (e) {
-    throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${configFile}: not valid JSON (${(e as Error).message})`);
-  }
-  if (config._class_name !== undefined && config._class_name !== 'MotionAdapter')
-    throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${configFile}: a ${String(config._class_name)}, not a MotionAdapter`);
+  const cls = readJson(configFile)._class_name;
+  if (cls !== undefined && cls !== 'MotionAdapter') throw new LetheError(ErrorCodes.BAD_CHECKPOINT, `${configFile}: a ${String(cls)}, not a MotionAdapter`);
   return folder;
 }

@@ -104,12 +104,15 @@ export async function handler(argv: Args) {
       const frames = r.images.shape[1];
       const flat: Tensor = { ...r.images, shape: [count * frames, ...r.images.shape.slice(2)] };
       for (let i = 0; i < count; i++) {
+        // Each frame encoded once: its PNG, and the page of both animations.
+        const pngs: Buffer[] = [];
+        for (let f = 0; f < frames; f++) pngs.push(await pngOf(flat, i * frames + f));
         for (const format of ['webp', 'gif'] as const) {
           const file = path.join(argv.out, `${argv.seed}-${i}.${format}`);
-          files.push({ file, data: await animationOf(r.images, i, format, argv.fps) });
+          files.push({ file, data: await animationOf(pngs, format, argv.fps) });
           clips.push(file);
         }
-        for (let f = 0; f < frames; f++) files.push({ file: path.join(argv.out, `${argv.seed}-${i}-frame${f}.png`), data: await pngOf(flat, i * frames + f) });
+        pngs.forEach((data, f) => files.push({ file: path.join(argv.out, `${argv.seed}-${i}-frame${f}.png`), data }));
       }
     } else {
       for (let i = 0; i < count; i++) files.push({ file: path.join(argv.out, `${argv.seed}-${i}.png`), data: await pngOf(r.images, i) });

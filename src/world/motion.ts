@@ -10,7 +10,6 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { ErrorCodes, LetheError } from '../errors';
 import { animationOf } from '../image';
-import type { Tensor } from '../tensor';
 import { BACKGROUND, IMAGE_SIZE } from './attributes';
 import { captionRecord, writeFolderAtomically } from './dataset';
 import { renderPixels, sampleSpec, type SampleOptions, type SampleSpec } from './render';
@@ -155,12 +154,9 @@ export async function renderClipDataset(options: ClipDatasetOptions): Promise<{ 
     for (let i = 0; i < clips.length; i++) {
       if (options.signal?.aborted) throw new LetheError(ErrorCodes.CANCELLED, 'rendering the shapes world was cancelled');
       const rgb = await renderClip(clips[i]);
-      const clip: Tensor = { dtype: 'float32', shape: [1, frames, 3, IMAGE_SIZE, IMAGE_SIZE], data: new Float32Array(frames * frameBytes) };
-      // HWC bytes to the [1, F, 3, H, W] floats animationOf takes.
-      for (let f = 0; f < frames; f++)
-        for (let p = 0; p < IMAGE_SIZE * IMAGE_SIZE; p++)
-          for (let ch = 0; ch < 3; ch++) clip.data[(f * 3 + ch) * IMAGE_SIZE * IMAGE_SIZE + p] = rgb[f * frameBytes + p * 3 + ch] / 255;
-      await fs.promises.writeFile(path.join(tmp, clipFileName(i)), await animationOf(clip, 0, 'webp', fps));
+      const raw = { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } as const;
+      const pages = await Promise.all(Array.from({ length: frames }, (_, f) => sharp(rgb.subarray(f * frameBytes, (f + 1) * frameBytes), { raw }).png().toBuffer()));
+      await fs.promises.writeFile(path.join(tmp, clipFileName(i)), await animationOf(pages, 'webp', fps));
       // The exact frames as one vertical strip: an animated WebP folds identical frames (a still clip) into one.
       await fs.promises.writeFile(path.join(tmp, stripFileName(i)), await sharp(rgb, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE * frames, channels: 3 } }).png().toBuffer());
       options.onProgress?.({ done: i + 1, total: clips.length });
